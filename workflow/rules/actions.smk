@@ -1,0 +1,19 @@
+rule actions:
+    """Compute one method's actions for one clip. Parameters are the method's
+    config block; feedback, gradient and mpc start from the actions of their
+    `init` method when it is set."""
+    input:
+        unpack(actions_input),
+    output:
+        "results/{clip}/actions/{method}.h5",
+    params:
+        method=method_params,
+    log:
+        "logs/actions/{clip}/{method}.log",
+    benchmark:
+        "benchmarks/out/actions/{clip}/{method}.tsv"
+    threads: method_threads
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/actions.py"

@@ -1,0 +1,92 @@
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+try:
+    from mocap_refine import config as mr_config
+except ImportError:
+    # Not installed: use the package of this checkout.
+    sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+    from mocap_refine import config as mr_config
+
+
+# ---- configuration --------------------------------------------------------
+# 1. types, ranges and defaults (JSON schema), 2. meaning (names that exist,
+# init links): every problem is reported, one per line.
+
+try:
+    # Same schema, one line per problem (snakemake's own message is verbose).
+    mr_config.validate_schema(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+    mr_config.check_config(config, motions_dir="motions")
+except mr_config.ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+CLIPS = list(config["clips"])
+METHODS = list(config["methods"])
+# Methods whose actions are computed: the configured ones plus their init methods.
+ACTION_METHODS = mr_config.required_actions(config)
+DEEPMIMIC_CLIPS = list(mr_config.known_clips())
+KNOWN_METHODS = list(mr_config.known_methods())
+
+# Methods that roll out candidates in parallel (mujoco.rollout) get several
+# threads; Snakemake lowers this to --cores when fewer are available.
+PARALLEL_METHODS = {"gradient": 4, "mpc": 4}
+
+
+wildcard_constraints:
+    clip=r"[A-Za-z0-9][A-Za-z0-9_\-]*",
+    method="|".join(KNOWN_METHODS),
+
+
+# ---- input functions and parameters ---------------------------------------
+
+
+def all_outputs():
+    """Everything `rule all` asks for."""
+    outputs = []
+    for clip in CLIPS:
+        outputs += [
+            f"results/{clip}/reference.h5",
+            f"results/{clip}/diagnostics.csv",
+            f"results/{clip}/comparison.csv",
+        ]
+        for method in METHODS:
+            outputs += [f"results/{clip}/{method}.h5", f"results/{clip}/{method}.csv"]
+    outputs.append("results/summary.csv")
+    return outputs
+
+
+def actions_input(wildcards):
+    """The clip's reference, plus the init method's actions when `init` is set."""
+    inputs = {"reference": f"results/{wildcards.clip}/reference.h5"}
+    init = mr_config.init_method(config, wildcards.method)
+    if init is not None:
+        inputs["init"] = f"results/{wildcards.clip}/actions/{init}.h5"
+    return inputs
+
+
+def method_params(wildcards):
+    """The method's config block: a change reruns only that method."""
+    return mr_config.method_params(config, wildcards.method)
+
+
+def method_threads(wildcards):
+    return PARALLEL_METHODS.get(wildcards.method, 1)
+
+
+def clip_cycles(wildcards):
+    return mr_config.clip_cycles(config, wildcards.clip)
+
+
+def clip_metric_csvs(wildcards):
+    return expand("results/{clip}/{method}.csv", clip=wildcards.clip, method=METHODS)
+
+
+def all_metric_csvs(wildcards):
+    return expand("results/{clip}/{method}.csv", clip=CLIPS, method=METHODS)

@@ -1,0 +1,22 @@
+rule prepare:
+    """Convert a clip to the MuJoCo humanoid's qpos/qvel (Z-up, optional ground
+    correction and cycles) and write per-frame diagnostics (lowest foot
+    height, joint-limit violations)."""
+    input:
+        "motions/{clip}.txt",
+    output:
+        reference="results/{clip}/reference.h5",
+        diagnostics="results/{clip}/diagnostics.csv",
+    params:
+        ground_correction=config["clip_options"]["ground_correction"],
+        cycles=clip_cycles,
+        physics_hz=config["physics"]["target_hz"],
+    log:
+        "logs/prepare/{clip}.log",
+    benchmark:
+        "benchmarks/out/prepare/{clip}.tsv"
+    threads: 1
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/prepare.py"

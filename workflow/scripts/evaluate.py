@@ -1,0 +1,31 @@
+"""Snakemake script (rule evaluate): replay actions, write results/{clip}/{method}.h5 and .csv."""
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+# Everything this job prints, Python or C (MuJoCo warnings), goes to its log.
+_log = open(snakemake.log[0], "w", buffering=1)
+os.dup2(_log.fileno(), 1)
+os.dup2(_log.fileno(), 2)
+sys.stdout = sys.stderr = _log
+logging.basicConfig(
+    level=logging.INFO,
+    stream=_log,
+    format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    force=True,
+)
+
+try:
+    from mocap_refine import pipeline
+except ImportError:  # not installed: use the package of this checkout
+    sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1] / "src"))
+    from mocap_refine import pipeline
+
+pipeline.evaluate(
+    snakemake.input.reference,
+    snakemake.input.actions,
+    snakemake.output.h5,
+    snakemake.output.csv,
+)
