@@ -1,0 +1,63 @@
+"""Action methods. Each takes the reference trajectory and returns per-frame
+actions (T, nu) in [-1, 1]; the iterative ones also return a history table.
+
+Registry: METHODS maps a method name to its function
+``fn(model, ref, params, init_actions, threads) -> MethodResult``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class MethodResult:
+    """actions: (T, nu) in [-1, 1]. history: list of dicts (iteration,
+    loss, err_full_rad, ..., seconds) or empty. datasets: extra arrays to
+    store in the output file (path -> array), e.g. /invdyn/root_wrench."""
+    actions: np.ndarray
+    history: list = field(default_factory=list)
+    datasets: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+def _registry():
+    from .baseline import baseline
+    reg = {"baseline": baseline}
+    try:
+        from .feedback import feedback
+        reg["feedback"] = feedback
+    except ImportError:
+        pass
+    try:
+        from .gradient import gradient
+        reg["gradient"] = gradient
+    except ImportError:
+        pass
+    try:
+        from .mpc import mpc
+        reg["mpc"] = mpc
+    except ImportError:
+        pass
+    try:
+        from .invdyn import invdyn
+        reg["invdyn"] = invdyn
+    except ImportError:
+        pass
+    return reg
+
+
+METHODS = ("baseline", "feedback", "gradient", "mpc", "invdyn")
+# Methods that start from another method's actions (config key `init`).
+WARM_STARTED = ("feedback", "gradient", "mpc")
+
+
+def get_method(name: str):
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
+    reg = _registry()
+    if name not in reg:
+        raise NotImplementedError(f"method {name!r} is not implemented in this version")
+    return reg[name]

@@ -1,0 +1,149 @@
+"""From a validated clip to the reference trajectory the methods track:
+qpos per frame (Z-up), optional cycles, ground-height correction, qvel by
+finite differences, and per-frame diagnostics (foot height, joint limits)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from .clip import _COLUMNS, Clip, ClipError, finite_difference_qvel, frames_to_qpos, repeat_cycles
+from .model import HINGE_JOINTS, JOINT_LIMITS_DM, JOINTS, load_model, substeps_for
+
+FOOT_GEOMS = ("right_foot", "left_foot")
+FRAME_DT_REL_TOL = 1e-3
+
+
+@dataclass
+class Reference:
+    """A reference trajectory ready for simulation.
+
+    qpos: (N, nq) and qvel: (N, nv), N = frames (T = N - 1 actions).
+    frame_dt, physics_dt: seconds; substeps: physics steps per frame.
+    ground_shift_m: height added to the root by the ground correction.
+    """
+    qpos: np.ndarray
+    qvel: np.ndarray
+    frame_dt: float
+    physics_dt: float
+    substeps: int
+    ground_shift_m: float = 0.0
+    cycles: int = 1
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.qpos.shape[0])
+
+
+def uniform_frame_dt(clip: Clip) -> float:
+    dt = clip.frame_dt
+    mean = float(dt.mean())
+    worst = int(np.argmax(np.abs(dt - mean)))
+    if abs(dt[worst] - mean) > FRAME_DT_REL_TOL * mean:
+        raise ClipError(f"{clip.path}: frame {worst}: duration {dt[worst]} s differs from the "
+                        f"clip's mean {mean:.6f} s; only uniformly sampled clips are supported")
+    return mean
+
+
+def lowest_points(model: mujoco.MjModel, qpos: np.ndarray, geoms=None) -> np.ndarray:
+    """(N, nq) -> (N,) lowest z (m) over the given geoms (default: all body
+    geoms, the floor excluded), exact for spheres, capsules and boxes."""
+    data = mujoco.MjData(model)
+    if geoms is None:
+        ids = [g for g in range(model.ngeom) if model.geom_bodyid[g] != 0]
+    else:
+        ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, g) for g in geoms]
+    out = np.empty(qpos.shape[0])
+    for t in range(qpos.shape[0]):
+        data.qpos[:] = qpos[t]
+        mujoco.mj_kinematics(model, data)
+        low = np.inf
+        for g in ids:
+            z = data.geom_xpos[g, 2]
+            R = data.geom_xmat[g].reshape(3, 3)
+            size = model.geom_size[g]
+            gtype = model.geom_type[g]
+            if gtype == mujoco.mjtGeom.mjGEOM_SPHERE:
+                z -= size[0]
+            elif gtype == mujoco.mjtGeom.mjGEOM_CAPSULE:
+                z -= abs(R[2, 2]) * size[1] + size[0]
+            elif gtype == mujoco.mjtGeom.mjGEOM_BOX:
+                z -= np.abs(R[2, :]) @ size
+            else:
+                raise ValueError(f"lowest_points: unsupported geom type {gtype}")
+            low = min(low, z)
+        out[t] = low
+    return out
+
+
+def ground_shift(lowest: np.ndarray) -> float:
+    """Height (m) to add to the root so the clip stands on the floor: the
+    median per-frame lowest point goes to z = 0 (mocap feet typically sit a
+    centimetre inside the floor), but never so low that frame 0, where every
+    replay starts, is inside the floor."""
+    return float(max(-np.median(lowest), -lowest[0]))
+
+
+def joint_limit_violations(frames: np.ndarray) -> np.ndarray:
+    """(N, 44) DeepMimic frames -> (N, 12) rad by which each joint exceeds its
+    DeepMimic limits (0 inside). Ball joints are measured per axis of their
+    rotation vector (exponential map) in DeepMimic's local frame, which has no
+    gimbal lock."""
+    out = np.zeros((frames.shape[0], len(JOINTS)))
+    for j, name in enumerate(JOINTS):
+        c = _COLUMNS[name]
+        lim = JOINT_LIMITS_DM[name]
+        if name in HINGE_JOINTS:
+            a = frames[:, c]
+            out[:, j] = np.maximum(0, lim[0] - a) + np.maximum(0, a - lim[1])
+        else:
+            rv = Rotation.from_quat(frames[:, c:c + 4], scalar_first=True).as_rotvec()
+            lo = np.array([l[0] for l in lim])
+            hi = np.array([l[1] for l in lim])
+            over = np.maximum(0, lo - rv) + np.maximum(0, rv - hi)
+            out[:, j] = over.max(axis=1)
+    return out
+
+
+def build_reference(clip: Clip, *, ground_correction: bool = True, cycles: int = 1,
+                    physics_hz: float = 600.0) -> tuple[Reference, dict]:
+    """Clip -> (Reference, diagnostics). diagnostics holds per-frame arrays
+    (lowest_foot_m, lowest_point_m before the correction, limit violations)
+    for the frames of the base clip, and summary numbers."""
+    if cycles > 1 and clip.loop != "wrap":
+        raise ClipError(f"{clip.path}: cycles={cycles} needs a looping clip (Loop: wrap), this one is Loop: {clip.loop}")
+    frame_dt = uniform_frame_dt(clip)
+    substeps, physics_dt = substeps_for(frame_dt, physics_hz)
+    model = load_model(physics_dt)
+    qpos = repeat_cycles(frames_to_qpos(model, clip.frames), cycles)
+    lowest = lowest_points(model, qpos)
+    lowest_foot = lowest_points(model, qpos, FOOT_GEOMS)
+    shift = ground_shift(lowest) if ground_correction else 0.0
+    qpos[:, 2] += shift
+    qvel = finite_difference_qvel(model, qpos, frame_dt)
+    base_index = np.arange(qpos.shape[0]) % max(clip.n_frames - 1, 1)
+    if cycles == 1:
+        base_index = np.arange(clip.n_frames)
+    violations = joint_limit_violations(clip.frames)[base_index]
+    speed = np.abs(qvel[:, 6:]).max(axis=1)
+    diag = {
+        "lowest_foot_m": lowest_foot,
+        "lowest_point_m": lowest,
+        "lowest_point_corrected_m": lowest + shift,
+        "limit_violation_rad": violations,
+        "max_joint_speed_rad_s": speed,
+        "summary": {
+            "ground_shift_m": shift,
+            "lowest_foot_median_m": float(np.median(lowest_foot)),
+            "lowest_foot_min_m": float(lowest_foot.min()),
+            "limit_violation_max_rad": float(violations.max()),
+            "limit_violation_worst_joint": JOINTS[int(np.argmax(violations.max(axis=0)))],
+            "limit_violation_frames": int((violations.max(axis=1) > 0).sum()),
+            "max_joint_speed_rad_s": float(speed.max()),
+        },
+    }
+    ref = Reference(qpos, qvel, frame_dt, physics_dt, substeps, shift, cycles)
+    return ref, diag
