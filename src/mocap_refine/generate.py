@@ -22,6 +22,10 @@ from .reference import lowest_points
 from .sim import DataPool, make_state, simulate_frames, split_state
 
 
+# Period (s) of the PD loop DeepMimic's gains were tuned for (1.2 kHz).
+HOLD_GAIN_DT = 1.0 / 1200.0
+
+
 @dataclass
 class Generated:
     """qpos (N, nq), qvel (N, nv), actions (N-1, nu) in [-1, 1]."""
@@ -68,9 +72,16 @@ def generate_trajectory(seconds: float = 1.0, frame_dt: float = 1.0 / 30.0, seed
     qvel = [np.zeros(model.nv)]
     actions = np.zeros((n_actions, model.nu))
     err = np.zeros(model.nv)
+    # DeepMimic's gains are tuned for a PD loop run at 1.2 kHz. Evaluated once
+    # per frame and held (h = 33 ms at 30 Hz) they make an unstable discrete
+    # loop (kd h / I >> 2 for forearms and feet): the "hold" saturated 93% of
+    # actions and drove joints to 200 rad/s. Scaling the gains by the ratio of
+    # the two loop periods keeps kd h, hence the loop, as DeepMimic had it.
+    gain_scale = min(1.0, HOLD_GAIN_DT / frame_dt)
+    kp, kd = gain_scale * lay.kp, gain_scale * lay.kd
     for t in range(n_actions):
         mujoco.mj_differentiatePos(model, err, 1.0, qpos[-1], q_stand)
-        tau = lay.kp * err[lay.actuator_dof] - lay.kd * qvel[-1][lay.actuator_dof]
+        tau = kp * err[lay.actuator_dof] - kd * qvel[-1][lay.actuator_dof]
         actions[t] = np.clip(tau / lay.torque_limit + smooth[t], -1.0, 1.0)
         out = simulate_frames(model, state, actions[t:t + 1], substeps, pool)
         if out.diverged_frame[0] >= 0:
