@@ -1,0 +1,731 @@
+"""Comparison figures and tables for people who pick a method by looking.
+
+Per clip (from the evaluated result files ``results/{clip}/{method}.h5`` and
+``results/{clip}/comparison.csv``):
+    plot_clip              -> comparison.png (joint error per frame, root path
+                              from above, error per joint, convergence history,
+                              invdyn root residual)
+    write_clip_markdown    -> comparison.md (metric table, best per column bold)
+Across clips (from ``results/summary.csv``):
+    plot_summary           -> summary.png (clip x method heat maps, wall time)
+    write_summary_markdown -> summary.md (per-method overview + every row)
+Optional:
+    animate_replay         -> {method}.gif (skeleton of the replay beside the
+                              reference as a ghost)
+
+A method whose result file is missing or unreadable, or whose status is not
+"ok", never stops a report: it is drawn as far as its data goes and shown as
+failed/diverged in the tables. Every colour of a method is taken from
+:func:`method_color`, so a method looks the same in every figure.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib import colors as mcolors  # noqa: E402
+from matplotlib import ticker  # noqa: E402
+
+from .io import atomic_path  # noqa: E402
+from .metrics import METRIC_COLUMNS  # noqa: E402
+
+# Fixed colours: a method has the same colour in every figure of every clip.
+METHOD_COLORS = {
+    "baseline": "#7f7f7f",  # grey: the reference point everything improves on
+    "feedback": "#1f77b4",
+    "gradient": "#2ca02c",
+    "mpc": "#ff7f0e",
+    "invdyn": "#9467bd",
+}
+REFERENCE_COLOR = "#000000"
+# Colours for method names not in METHOD_COLORS (new methods, renamed
+# variants), chosen by a stable hash of the name so they do not depend on
+# which other methods are configured.
+_EXTRA_COLORS = ("#d62728", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#393b79", "#637939")
+
+# Context columns (same for every method of a clip) vs metric columns.
+CONTEXT_COLUMNS = ("clip", "method", "status", "frames", "frame_dt", "physics_dt")
+METRICS = tuple(c for c in METRIC_COLUMNS if c not in CONTEXT_COLUMNS)
+# Which direction is better for each metric; fall_frame: -1 (never) is best,
+# otherwise later is better.
+LOWER_IS_BETTER = {"wall_s", "single_step_err_rad", "err50_rad", "err_full_rad",
+                   "root_drift50_m", "root_drift_end_m", "saturated_fraction"}
+HIGHER_IS_BETTER = {"reward_mean", "tracked_fraction"}
+MISSING_STATUS = "failed: no result"
+GRAVITY_M_S2 = 9.81
+BODY_MASS_KG = 45.0  # DeepMimic humanoid (DEEPMIMIC_FACTS.md); used when a file has no body_weight_n
+
+CLIP_FIGSIZE_IN = (15.0, 12.0)
+DPI = 100
+
+
+def method_color(method: str) -> str:
+    """Colour of a method in every figure (hex string)."""
+    if method in METHOD_COLORS:
+        return METHOD_COLORS[method]
+    return _EXTRA_COLORS[zlib.crc32(method.encode()) % len(_EXTRA_COLORS)]
+
+
+def is_ok(status) -> bool:
+    return isinstance(status, str) and status.strip() == "ok"
+
+
+def diverged_frame(status) -> int:
+    """Frame k of a status "diverged at frame k"; -1 for any other status."""
+    m = re.search(r"diverged at frame (\d+)", str(status))
+    return int(m.group(1)) if m else -1
+
+
+def is_failed(status) -> bool:
+    """True when there is no usable result (missing file, failed job)."""
+    return not is_ok(status) and diverged_frame(status) < 0
+
+
+# ---------------------------------------------------------------- loading
+
+@dataclass
+class MethodRun:
+    """One method's evaluated replay of one clip.
+
+    Arrays are None when the result could not be read (status says why).
+    joint_err (T+1, 12) rad; root_err (T+1,) m; ref_qpos/replay_qpos
+    (T+1, nq); history: column -> (K,) array; invdyn: name -> array
+    (root_wrench (T, 6): force N, torque N m).
+    """
+    method: str
+    path: Path
+    status: str
+    frame_dt: float = float("nan")
+    fall_frame: int = -1
+    joint_names: tuple = ()
+    joint_err: np.ndarray | None = None
+    root_err: np.ndarray | None = None
+    ref_qpos: np.ndarray | None = None
+    replay_qpos: np.ndarray | None = None
+    history: dict = field(default_factory=dict)
+    invdyn: dict = field(default_factory=dict)
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def diverged_frame(self) -> int:
+        return diverged_frame(self.status)
+
+    @property
+    def has_replay(self) -> bool:
+        return self.joint_err is not None
+
+
+def _attr(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def load_run(path, method: str | None = None) -> MethodRun:
+    """Read results/{clip}/{method}.h5. A missing or unreadable file gives a
+    MethodRun with status "failed: ..." and no arrays, never an exception."""
+    path = Path(path)
+    method = method or path.stem
+    if not path.is_file():
+        return MethodRun(method, path, f"{MISSING_STATUS} ({path.name} missing)")
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {k: _attr(v) for k, v in f.attrs.items()}
+            run = MethodRun(
+                method=str(attrs.get("method", method)), path=path,
+                status=str(attrs.get("status", "ok")),
+                frame_dt=float(attrs.get("frame_dt", float("nan"))),
+                fall_frame=int(attrs.get("fall_frame", -1)),
+                joint_names=tuple(str(_attr(n)) for n in attrs.get("joint_names", ())),
+                joint_err=f["replay/joint_err"][()],
+                root_err=f["replay/root_err"][()],
+                ref_qpos=f["reference/qpos"][()],
+                replay_qpos=f["replay/qpos"][()],
+                attrs=attrs,
+            )
+            if "history" in f and isinstance(f["history"], h5py.Group):
+                run.history = {k: np.asarray(v[()], dtype=float) for k, v in f["history"].items()
+                               if isinstance(v, h5py.Dataset)}
+            if "invdyn" in f and isinstance(f["invdyn"], h5py.Group):
+                run.invdyn = {k: np.asarray(v[()], dtype=float) for k, v in f["invdyn"].items()
+                              if isinstance(v, h5py.Dataset)}
+                run.attrs.update({f"invdyn/{k}": _attr(v) for k, v in f["invdyn"].attrs.items()})
+    except (OSError, KeyError, ValueError) as err:
+        return MethodRun(method, path, f"failed: {path.name} unreadable ({err})")
+    return run
+
+
+def load_runs(h5_paths) -> list[MethodRun]:
+    """Paths (or a dict method -> path) -> MethodRun per method, in order."""
+    if isinstance(h5_paths, dict):
+        return [load_run(p, m) for m, p in h5_paths.items()]
+    return [load_run(p) for p in h5_paths]
+
+
+# ---------------------------------------------------------------- tables
+
+def complete_table(table: pd.DataFrame, methods=None, clips=None) -> pd.DataFrame:
+    """Metric rows plus a "failed: no result" row for every expected
+    (clip, method) that has none, in the order clips x methods.
+
+    table: rows with METRIC_COLUMNS; methods/clips: expected names (default:
+    those in the table).
+    """
+    table = table.copy()
+    for col in METRIC_COLUMNS:
+        if col not in table.columns:
+            table[col] = np.nan
+    table["status"] = table["status"].fillna("failed: no status").astype(str)
+    methods = list(methods) if methods is not None else list(dict.fromkeys(table["method"]))
+    clips = list(clips) if clips is not None else list(dict.fromkeys(table["clip"]))
+    have = set(zip(table["clip"], table["method"]))
+    extra = [{"clip": c, "method": m, "status": MISSING_STATUS}
+             for c in clips for m in methods if (c, m) not in have]
+    if extra:
+        table = pd.concat([table, pd.DataFrame(extra)], ignore_index=True)
+    # Failed rows carry no metric values: a crashed job's numbers mean nothing.
+    failed = table["status"].map(is_failed)
+    table.loc[failed, list(METRICS)] = np.nan
+    order_m = {m: i for i, m in enumerate(methods)}
+    order_c = {c: i for i, c in enumerate(clips)}
+    table["_c"] = table["clip"].map(lambda c: order_c.get(c, len(order_c)))
+    table["_m"] = table["method"].map(lambda m: order_m.get(m, len(order_m)))
+    table = table.sort_values(["_c", "_m"], kind="stable").drop(columns=["_c", "_m"])
+    return table.reset_index(drop=True)
+
+
+def best_rows(table: pd.DataFrame, column: str) -> set:
+    """Index labels of the best value of `column` among rows whose replay did
+    not diverge (among the diverged ones when every method diverged); failed
+    rows never win. Ties all win."""
+    ok = table[table["status"].map(is_ok)]
+    pool = ok if len(ok) else table[~table["status"].map(is_failed)]
+    values = pd.to_numeric(pool[column], errors="coerce").dropna()
+    if values.empty:
+        return set()
+    if column == "fall_frame":
+        never = values[values < 0]
+        if len(never):
+            return set(never.index)
+        return set(values[values == values.max()].index)
+    if column in HIGHER_IS_BETTER:
+        return set(values[np.isclose(values, values.max(), rtol=1e-9, atol=0)].index)
+    if column in LOWER_IS_BETTER:
+        return set(values[np.isclose(values, values.min(), rtol=1e-9, atol=0)].index)
+    return set()
+
+
+def _fmt(column: str, value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if column == "fall_frame":
+        v = int(value)
+        return "never" if v < 0 else str(v)
+    if column == "frames":
+        return str(int(value))
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        v = float(value)
+        if v == 0:
+            return "0"
+        if abs(v) >= 1000 or abs(v) < 1e-3:
+            return f"{v:.2e}"
+        return f"{v:.3g}"
+    return str(value)
+
+
+def _status_cell(status: str) -> str:
+    if is_ok(status):
+        return "ok"
+    if diverged_frame(status) >= 0:
+        return f"**DIVERGED** at frame {diverged_frame(status)}"
+    reason = re.sub(r"^failed:?\s*", "", str(status))
+    return f"**FAILED**: {reason}" if reason else "**FAILED**"
+
+
+def markdown_table(table: pd.DataFrame, columns, group: str | None = None) -> str:
+    """GitHub markdown table of `columns`; the best value of each metric
+    column (within each `group` value, e.g. per clip) in bold; status shown
+    as ok / **DIVERGED** / **FAILED**."""
+    bold: set = set()
+    groups = [table] if group is None else [g for _, g in table.groupby(group, sort=False)]
+    for g in groups:
+        for col in columns:
+            if col in METRICS:
+                bold |= {(i, col) for i in best_rows(g, col)}
+    lines = ["| " + " | ".join(columns) + " |",
+             "|" + "|".join("---" if c in ("clip", "method", "status") else "---:" for c in columns) + "|"]
+    for i, row in table.iterrows():
+        cells = []
+        for col in columns:
+            if col == "status":
+                cells.append(_status_cell(row[col]))
+                continue
+            text = _fmt(col, row[col])
+            cells.append(f"**{text}**" if (i, col) in bold else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+_METRIC_NOTES = (
+    "Bold: best value per column among methods whose replay stayed valid "
+    "(among the diverged ones when all diverged). Lower is better for errors, "
+    "drifts, wall time and saturation; higher for `reward_mean` and "
+    "`tracked_fraction`; `fall_frame` \"never\" is best. **DIVERGED**: the "
+    "physics blew up at that frame and the replay state was frozen there; "
+    "its numbers describe that frozen replay. **FAILED**: no result "
+    "(the job failed or its file is missing)."
+)
+
+
+def _read_metrics(csv_path) -> pd.DataFrame:
+    path = Path(csv_path)
+    if not path.is_file():
+        return pd.DataFrame(columns=list(METRIC_COLUMNS))
+    table = pd.read_csv(path)
+    missing = [c for c in ("clip", "method", "status") if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: not a metric table, columns {missing} missing")
+    return table
+
+
+def clip_markdown(comparison_csv, clip: str, methods=None, runs=None) -> str:
+    """Markdown of one clip's metric table. `runs` (MethodRun list) adds the
+    status of result files that are missing although the CSV has a row."""
+    table = _read_metrics(comparison_csv)
+    table = table[table["clip"] == clip] if len(table) else table
+    table = complete_table(table, methods, [clip])
+    for run in runs or ():
+        if is_failed(run.status):
+            sel = table["method"] == run.method
+            if sel.any() and not is_failed(table.loc[sel, "status"].iloc[0]):
+                table.loc[sel, "status"] = run.status
+                table.loc[sel, list(METRICS)] = np.nan
+    context = ""
+    okrows = table.dropna(subset=["frames"])
+    if len(okrows):
+        r = okrows.iloc[0]
+        context = (f"{int(r['frames'])} frames, frame_dt {float(r['frame_dt']) * 1000:.1f} ms, "
+                   f"physics_dt {float(r['physics_dt']) * 1000:.2f} ms.\n\n")
+    columns = ["method", "status", *METRICS]
+    return (f"# {clip}: method comparison\n\n{context}"
+            + markdown_table(table, columns) + "\n" + _METRIC_NOTES + "\n")
+
+
+def write_clip_markdown(comparison_csv, out_md, clip: str, methods=None, h5_paths=None) -> None:
+    runs = load_runs(h5_paths) if h5_paths is not None else None
+    text = clip_markdown(comparison_csv, clip, methods, runs)
+    with atomic_path(out_md) as tmp:
+        Path(tmp).write_text(text)
+
+
+def method_overview(table: pd.DataFrame) -> pd.DataFrame:
+    """Per method across clips: clips won on err50_rad (ties count for all),
+    median err50_rad, median tracked_fraction, clips that diverged or failed,
+    total wall time. table: complete_table output."""
+    wins = {m: 0 for m in dict.fromkeys(table["method"])}
+    for _, g in table.groupby("clip", sort=False):
+        for i in best_rows(g, "err50_rad"):
+            wins[table.loc[i, "method"]] += 1
+    rows = []
+    for method, g in table.groupby("method", sort=False):
+        rows.append({
+            "method": method,
+            "clips_best_err50": wins[method],
+            "median_err50_rad": pd.to_numeric(g["err50_rad"], errors="coerce").median(),
+            "median_tracked_fraction": pd.to_numeric(g["tracked_fraction"], errors="coerce").median(),
+            "diverged": int(g["status"].map(lambda s: diverged_frame(s) >= 0).sum()),
+            "failed": int(g["status"].map(is_failed).sum()),
+            "total_wall_s": pd.to_numeric(g["wall_s"], errors="coerce").sum(min_count=1),
+        })
+    return pd.DataFrame(rows)
+
+
+def summary_markdown(summary_csv, methods=None, clips=None) -> str:
+    table = complete_table(_read_metrics(summary_csv), methods, clips)
+    overview = method_overview(table)
+    lines = ["# Summary: every clip and method", ""]
+    lines.append(f"{table['clip'].nunique()} clips x {table['method'].nunique()} methods. "
+                 "Per method across clips (median over clips that have a result):")
+    lines.append("")
+    ov_cols = list(overview.columns)
+    ov = ["| " + " | ".join(ov_cols) + " |", "|---|" + "---:|" * (len(ov_cols) - 1)]
+    for _, r in overview.iterrows():
+        ov.append("| " + " | ".join(_fmt(c, r[c]) if c != "method" else r[c] for c in ov_cols) + " |")
+    lines += ov
+    lines += ["", "## Every clip and method", "",
+              markdown_table(table, ["clip", "method", "status", "frames", *METRICS], group="clip"),
+              _METRIC_NOTES.replace("per column", "per column within each clip"), ""]
+    return "\n".join(lines)
+
+
+def write_summary_markdown(summary_csv, out_md, methods=None, clips=None) -> None:
+    text = summary_markdown(summary_csv, methods, clips)
+    with atomic_path(out_md) as tmp:
+        Path(tmp).write_text(text)
+
+
+# ---------------------------------------------------------------- clip figure
+
+def _log_axis(ax, which: str = "y") -> None:
+    """Log scale with readable plain-number ticks at 1, 2, 5 x 10^k."""
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    (ax.set_yscale if which == "y" else ax.set_xscale)("log")
+    axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _no_data(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes,
+            fontsize=10, color="#555555", wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _replay_label(run: MethodRun) -> str:
+    if run.diverged_frame >= 0:
+        return f"{run.method} (diverged at {run.diverged_frame})"
+    if run.fall_frame >= 0:
+        return f"{run.method} (falls at {run.fall_frame})"
+    return run.method
+
+
+ERR_FLOOR_RAD = 1e-4  # log axis: exact frames (error 0) are drawn at this floor
+
+
+def plot_joint_error(ax, runs) -> dict:
+    """Mean joint error (rad, log axis) per frame for every method with a
+    replay; each fall frame marked by a dashed vertical line and a triangle
+    on the curve, each divergence by a cross. Returns {method: fall frame
+    marked} (only methods that fall)."""
+    marked = {}
+    drawn = [r for r in runs if r.has_replay]
+    if not drawn:
+        _no_data(ax, "no data: no method has a replay")
+        return marked
+    for run in drawn:
+        err = run.joint_err.mean(axis=1)
+        frames = np.arange(err.shape[0])
+        color = method_color(run.method)
+        ax.plot(frames[1:], np.maximum(err[1:], ERR_FLOOR_RAD), color=color, lw=1.8,
+                label=_replay_label(run))
+        fall = run.fall_frame
+        if 0 <= fall < err.shape[0]:
+            ax.axvline(fall, color=color, ls="--", lw=1.0, alpha=0.8)
+            ax.plot([fall], [max(err[fall], ERR_FLOOR_RAD)], marker="v", ms=10, color=color,
+                    mec="black", ls="none", gid=f"fall:{run.method}")
+            marked[run.method] = int(fall)
+        div = run.diverged_frame
+        if 0 <= div < err.shape[0]:
+            ax.plot([div], [max(err[div], ERR_FLOOR_RAD)], marker="X", ms=10, color=color,
+                    mec="black", ls="none", gid=f"diverged:{run.method}")
+    _log_axis(ax)
+    dt = drawn[0].frame_dt
+    unit = f" ({dt * 1000:.1f} ms each)" if math.isfinite(dt) else ""
+    ax.set_xlabel(f"frame{unit}")
+    ax.set_ylabel("mean joint error (rad, log)")
+    ax.set_title("Open-loop replay: joint error per frame\n"
+                 "dashed line + triangle: fall (root height off > 0.25 m); X: physics diverged")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=9)
+    return marked
+
+
+def plot_root_path(ax, runs) -> None:
+    """Root x-y path seen from above: reference (black, dashed) and every
+    method's replay; circle: start, triangle: fall."""
+    drawn = [r for r in runs if r.has_replay]
+    if not drawn:
+        _no_data(ax, "no data: no method has a replay")
+        return
+    ref = drawn[0].ref_qpos
+    ax.plot(ref[:, 0], ref[:, 1], color=REFERENCE_COLOR, ls="--", lw=2.2, label="reference")
+    ax.plot(ref[0, 0], ref[0, 1], "o", color=REFERENCE_COLOR, ms=7)
+    for run in drawn:
+        q = run.replay_qpos
+        color = method_color(run.method)
+        ax.plot(q[:, 0], q[:, 1], color=color, lw=1.6, label=run.method)
+        if 0 <= run.fall_frame < q.shape[0]:
+            ax.plot(q[run.fall_frame, 0], q[run.fall_frame, 1], "v", color=color, ms=9, mec="black")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.set_title("Root path from above\n(o: start, triangle: fall)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+
+
+def plot_joint_bars(ax, runs) -> None:
+    """Mean error per joint over frames 1..T, one bar per method per joint."""
+    drawn = [r for r in runs if r.has_replay]
+    if not drawn:
+        _no_data(ax, "no data: no method has a replay")
+        return
+    names = drawn[0].joint_names or tuple(f"joint {j}" for j in range(drawn[0].joint_err.shape[1]))
+    x = np.arange(len(names))
+    width = 0.8 / len(drawn)
+    for k, run in enumerate(drawn):
+        per_joint = run.joint_err[1:].mean(axis=0)
+        ax.bar(x - 0.4 + (k + 0.5) * width, per_joint, width, color=method_color(run.method),
+               label=run.method)
+    ax.set_xticks(x)
+    ax.set_xticklabels([n.replace("_", " ") for n in names], rotation=30, ha="right", fontsize=9)
+    ax.set_ylabel("mean error over frames 1..T (rad)")
+    ax.set_title("Error per joint (open-loop replay, whole clip)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8, ncol=min(len(drawn), 3))
+
+
+def plot_history(ax, runs) -> None:
+    """Convergence of the iterative methods: tracking loss (log) per history
+    row; falls back to err_full_rad when a history has no loss."""
+    with_hist = [r for r in runs if r.history]
+    if not with_hist:
+        _no_data(ax, "no data: none of these methods is iterative\n(no /history in the result files)")
+        return
+    ylabels = set()
+    for run in with_hist:
+        h = run.history
+        key = "loss" if "loss" in h else ("err_full_rad" if "err_full_rad" in h else None)
+        if key is None:
+            continue
+        y = h[key]
+        x = h.get("iteration", np.arange(len(y)))
+        # Receding-window methods restart the iteration count per window;
+        # then the row number is the honest x axis.
+        if len(x) != len(y) or np.any(np.diff(x) <= 0):
+            x = np.arange(len(y))
+        ax.plot(x, y, marker="o", ms=3, color=method_color(run.method), label=run.method)
+        ylabels.add(key)
+    if not ylabels:
+        _no_data(ax, "no data: histories have no loss or err_full_rad column")
+        return
+    if all(np.all(np.asarray(r.history.get("loss", r.history.get("err_full_rad", [1]))) > 0)
+           for r in with_hist):
+        _log_axis(ax)
+    ax.set_xlabel("iteration (history row)")
+    ax.set_ylabel("tracking loss" if ylabels == {"loss"} else " / ".join(sorted(ylabels)))
+    ax.set_title("Convergence of the iterative methods")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def body_weight_n(run: MethodRun) -> float:
+    for key in ("invdyn/body_weight_n", "body_weight_n"):
+        if key in run.attrs:
+            return float(run.attrs[key])
+    return BODY_MASS_KG * GRAVITY_M_S2
+
+
+def plot_invdyn(ax_force, ax_torque, runs) -> None:
+    """Inverse dynamics' root residual: |force| (N) and |torque| (N m) the
+    free joint would need per frame, with and without contacts, force against
+    body weight (log axes: the with-contact residual reaches kN)."""
+    with_inv = [r for r in runs if "root_wrench" in r.invdyn]
+    if not with_inv:
+        for ax in (ax_force, ax_torque):
+            _no_data(ax, "no data: no inverse-dynamics result\n(/invdyn/root_wrench)")
+        ax_force.set_title("Inverse dynamics: root residual force")
+        ax_torque.set_title("Inverse dynamics: root residual torque")
+        return
+    weight = body_weight_n(with_inv[0])
+    for run in with_inv:
+        color = method_color(run.method)
+        for key, ls, suffix in (("root_wrench", "-", "with contacts"),
+                                ("root_wrench_nocontact", ":", "contacts off")):
+            w = run.invdyn.get(key)
+            if w is None or w.ndim != 2 or w.shape[1] < 6:
+                continue
+            frames = np.arange(w.shape[0])
+            label = f"{run.method}, {suffix}"
+            # Floor for the log axis: a frame with zero residual is drawn at 0.1.
+            ax_force.plot(frames, np.maximum(np.linalg.norm(w[:, :3], axis=1), 0.1), color=color,
+                          ls=ls, label=label)
+            ax_torque.plot(frames, np.maximum(np.linalg.norm(w[:, 3:6], axis=1), 0.1), color=color,
+                           ls=ls, label=label)
+    ax_force.axhline(weight, color=REFERENCE_COLOR, lw=1.2, ls="--", label=f"body weight {weight:.0f} N")
+    for ax, unit, what in ((ax_force, "N", "force"), (ax_torque, "N m", "torque")):
+        _log_axis(ax)
+        ax.set_xlabel("frame")
+        ax.set_ylabel(f"|root residual {what}| ({unit})")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    ax_force.set_title("Inverse dynamics: root residual force\n(needed from nowhere; compare with body weight)")
+    ax_torque.set_title("Inverse dynamics: root residual torque")
+
+
+def plot_status(ax, runs) -> None:
+    """Text panel: one line per method with its status, in its colour."""
+    ax.set_axis_off()
+    ax.set_title("Methods")
+    n = max(len(runs), 1)
+    for k, run in enumerate(runs):
+        if is_ok(run.status):
+            state = "ok" if run.fall_frame < 0 else f"ok, falls at frame {run.fall_frame}"
+        elif run.diverged_frame >= 0:
+            state = f"DIVERGED at frame {run.diverged_frame}"
+        else:
+            state = "FAILED: no result"
+        err = run.attrs.get("err50_rad")
+        extra = f"\nerr50 {float(err):.3g} rad" if err is not None else ""
+        ax.text(0.02, 1 - (k + 0.5) / n, f"{run.method}: {state}{extra}", transform=ax.transAxes,
+                color=method_color(run.method), fontsize=10, va="center", fontweight="bold")
+
+
+def plot_clip(h5_paths, out_png, clip: str | None = None) -> dict:
+    """comparison.png for one clip from its result files.
+
+    h5_paths: list of results/{clip}/{method}.h5 or dict method -> path
+    (missing files are shown as failed). Returns {"fall_frames": {method:
+    frame marked}, "size_px": (width, height)}.
+    """
+    runs = load_runs(h5_paths)
+    if clip is None:
+        clip = next((str(r.attrs["clip"]) for r in runs if "clip" in r.attrs), "?")
+    fig, axes = plt.subplot_mosaic(
+        [["err", "err", "path"], ["joint", "joint", "hist"], ["force", "torque", "status"]],
+        figsize=CLIP_FIGSIZE_IN, dpi=DPI, layout="constrained")
+    try:
+        marked = plot_joint_error(axes["err"], runs)
+        plot_root_path(axes["path"], runs)
+        plot_joint_bars(axes["joint"], runs)
+        plot_history(axes["hist"], runs)
+        plot_invdyn(axes["force"], axes["torque"], runs)
+        plot_status(axes["status"], runs)
+        fig.suptitle(f"Clip {clip}: methods compared by open-loop replay", fontsize=15)
+        size = tuple(int(v) for v in fig.canvas.get_width_height())
+        with atomic_path(out_png) as tmp:
+            fig.savefig(tmp, format="png", dpi=DPI)
+    finally:
+        plt.close(fig)
+    return {"fall_frames": marked, "size_px": size}
+
+
+# ---------------------------------------------------------------- summary figure
+
+def summary_figsize(n_clips: int, n_methods: int) -> tuple[float, float]:
+    """Inches of summary.png: grows with the table so cells stay legible."""
+    width = 4 * max(3.2, 0.9 * n_methods + 1.6) + 1.5
+    height = max(4.5, 0.42 * n_clips + 2.6)
+    return (round(width, 2), round(height, 2))
+
+
+def _heatmap(ax, table, clips, methods, column, title, norm, cmap, fmt):
+    grid = np.full((len(clips), len(methods)), np.nan)
+    status = np.full((len(clips), len(methods)), MISSING_STATUS, dtype=object)
+    for _, r in table.iterrows():
+        if r["clip"] in clips and r["method"] in methods:
+            i, j = clips.index(r["clip"]), methods.index(r["method"])
+            grid[i, j] = pd.to_numeric(r[column], errors="coerce")
+            status[i, j] = r["status"]
+    cmap = plt.get_cmap(cmap).copy()
+    cmap.set_bad("#dddddd")
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
+    for i in range(len(clips)):
+        for j in range(len(methods)):
+            v = grid[i, j]
+            if is_failed(status[i, j]) or not np.isfinite(v):
+                ax.text(j, i, "failed", ha="center", va="center", fontsize=8, color="#aa0000")
+                continue
+            text = fmt(v) + ("\ndiverged" if diverged_frame(status[i, j]) >= 0 else "")
+            r, g, b, _ = im.cmap(im.norm(v))
+            dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="white" if dark else "black")
+    ax.set_xticks(range(len(methods)))
+    ax.set_xticklabels(methods, rotation=30, ha="right")
+    for tick, m in zip(ax.get_xticklabels(), methods):
+        tick.set_color(method_color(m))
+        tick.set_fontweight("bold")
+    ax.set_yticks(range(len(clips)))
+    ax.set_yticklabels(clips)
+    ax.set_title(title)
+    cbar = ax.figure.colorbar(im, ax=ax, shrink=0.8)
+    if isinstance(norm, mcolors.LogNorm):
+        cbar.ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        cbar.ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        cbar.ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+
+
+# Fixed colour scales, so a colour means the same error in every run and a
+# small spread between bad methods is not painted as good vs bad.
+# 0.02 rad (about 1 degree) tracks as well as the clip's own noise; 1.5 rad
+# is a humanoid lying on the floor.
+ERR50_NORM = (0.02, 1.5)
+DRIFT50_NORM = (0.01, 1.0)  # m: a centimetre vs a body width off
+
+
+def plot_summary(summary_csv, out_png, methods=None, clips=None) -> dict:
+    """summary.png: heat maps clip x method of err50_rad, root_drift50_m and
+    tracked_fraction (values written in the cells; failed cells grey), and
+    total wall time per method. Returns {"size_px": (w, h)}."""
+    table = complete_table(_read_metrics(summary_csv), methods, clips)
+    methods = list(methods) if methods is not None else list(dict.fromkeys(table["method"]))
+    clips = list(clips) if clips is not None else list(dict.fromkeys(table["clip"]))
+    fig, axes = plt.subplots(1, 4, figsize=summary_figsize(len(clips), len(methods)), dpi=DPI,
+                             layout="constrained")
+    try:
+        if not clips or not methods:
+            for ax in axes:
+                _no_data(ax, "no data: summary.csv has no rows")
+        else:
+            _heatmap(axes[0], table, clips, methods, "err50_rad",
+                     "err50_rad: mean joint error,\nframes 1-50 (rad, lower is better)",
+                     mcolors.LogNorm(*ERR50_NORM, clip=True), "RdYlGn_r", lambda v: f"{v:.2g}")
+            _heatmap(axes[1], table, clips, methods, "root_drift50_m",
+                     "root_drift50_m: root position error\nat frame 50 (m, lower is better)",
+                     mcolors.LogNorm(*DRIFT50_NORM, clip=True), "RdYlGn_r", lambda v: f"{v:.2g}")
+            _heatmap(axes[2], table, clips, methods, "tracked_fraction",
+                     "tracked_fraction: share of the clip\nbefore the fall (higher is better)",
+                     mcolors.Normalize(0.0, 1.0), "RdYlGn", lambda v: f"{v:.2f}")
+            _wall_time_bars(axes[3], table, methods)
+        fig.suptitle("All clips: which method tracks best, and at what cost", fontsize=14)
+        size = tuple(int(v) for v in fig.canvas.get_width_height())
+        with atomic_path(out_png) as tmp:
+            fig.savefig(tmp, format="png", dpi=DPI)
+    finally:
+        plt.close(fig)
+    return {"size_px": size}
+
+
+def _wall_time_bars(ax, table, methods) -> None:
+    wall = [pd.to_numeric(table.loc[table["method"] == m, "wall_s"], errors="coerce") for m in methods]
+    totals = np.array([w.sum(min_count=1) for w in wall], dtype=float)
+    if not np.isfinite(totals).any():
+        _no_data(ax, "no data: no wall_s values")
+        return
+    x = np.arange(len(methods))
+    heights = np.where(np.isfinite(totals), totals, 0.0)
+    ax.bar(x, heights, color=[method_color(m) for m in methods])
+    trans = matplotlib.transforms.blended_transform_factory(ax.transData, ax.transAxes)
+    for xi, t, w in zip(x, totals, wall):
+        if not np.isfinite(t):
+            ax.text(xi, 0.02, "failed", transform=trans, ha="center", va="bottom", fontsize=8,
+                    color="#aa0000")
+            continue
+        ax.annotate(f"{t:.3g} s\n({int(w.notna().sum())} clips)", (xi, t), xytext=(0, 3),
+                    textcoords="offset points", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x)
+    ax.set_xticklabels(methods, rotation=30, ha="right")
+    pos = totals[np.isfinite(totals) & (totals > 0)]
+    if len(pos) and pos.max() / pos.min() > 20:
+        _log_axis(ax)
+        ax.set_ylim(pos.min() / 3, pos.max() * 10)
+    else:
+        ax.set_ylim(0, (pos.max() if len(pos) else 1) * 1.35)
+    ax.set_ylabel("wall time summed over clips (s)")
+    ax.set_title("Cost: time to compute the actions\n(all clips, per method)")
+    ax.grid(True, axis="y", which="major", alpha=0.3)
