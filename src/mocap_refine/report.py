@@ -21,6 +21,7 @@ failed/diverged in the tables. Every colour of a method is taken from
 
 from __future__ import annotations
 
+import html
 import math
 import re
 import zlib
@@ -324,11 +325,75 @@ def clip_markdown(comparison_csv, clip: str, methods=None, runs=None) -> str:
             + markdown_table(table, columns) + "\n" + _METRIC_NOTES + "\n")
 
 
-def write_clip_markdown(comparison_csv, out_md, clip: str, methods=None, h5_paths=None) -> None:
+def _inline_html(text: str) -> str:
+    text = html.escape(text, quote=False)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
+_HTML_STYLE = """
+body { font-family: sans-serif; margin: 1em; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { border: 1px solid #bbb; padding: 3px 7px; }
+th { background: #eee; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.failed td { background: #f8d7d7; }
+tr.diverged td { background: #fdf0d0; }
+p { max-width: 60em; }
+"""
+
+
+def markdown_to_html(text: str, title: str) -> str:
+    """The markdown this module writes (headings, paragraphs, pipe tables,
+    bold, code) as a standalone HTML page: the Snakemake report shows HTML
+    inline but offers markdown only as a download."""
+    out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+           f"<style>{_HTML_STYLE}</style></head><body>"]
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("|"):
+            block = []
+            while i < len(lines) and lines[i].startswith("|"):
+                block.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
+                i += 1
+            header, align, body = block[0], block[1], block[2:]
+            numeric = [a.endswith(":") for a in align]
+            out.append("<table><thead><tr>" + "".join(f"<th>{_inline_html(h)}</th>" for h in header)
+                       + "</tr></thead><tbody>")
+            for row in body:
+                cls = ("failed" if any("**FAILED**" in c for c in row)
+                       else "diverged" if any("**DIVERGED**" in c for c in row) else "")
+                cells = "".join(f"<td class='{'num' if n else ''}'>{_inline_html(c)}</td>"
+                                for c, n in zip(row, numeric))
+                out.append(f"<tr class='{cls}'>{cells}</tr>")
+            out.append("</tbody></table>")
+            continue
+        if line.startswith("## "):
+            out.append(f"<h2>{_inline_html(line[3:])}</h2>")
+        elif line.startswith("# "):
+            out.append(f"<h1>{_inline_html(line[2:])}</h1>")
+        elif line.strip():
+            out.append(f"<p>{_inline_html(line)}</p>")
+        i += 1
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _write_text(path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+
+def write_clip_markdown(comparison_csv, out_md, clip: str, methods=None, h5_paths=None,
+                        out_html=None) -> None:
+    """comparison.md (and, with out_html, the same table as HTML)."""
     runs = load_runs(h5_paths) if h5_paths is not None else None
     text = clip_markdown(comparison_csv, clip, methods, runs)
-    with atomic_path(out_md) as tmp:
-        Path(tmp).write_text(text)
+    _write_text(out_md, text)
+    if out_html is not None:
+        _write_text(out_html, markdown_to_html(text, f"{clip}: method comparison"))
 
 
 def method_overview(table: pd.DataFrame) -> pd.DataFrame:
@@ -371,10 +436,12 @@ def summary_markdown(summary_csv, methods=None, clips=None) -> str:
     return "\n".join(lines)
 
 
-def write_summary_markdown(summary_csv, out_md, methods=None, clips=None) -> None:
+def write_summary_markdown(summary_csv, out_md, methods=None, clips=None, out_html=None) -> None:
+    """summary.md (and, with out_html, the same tables as HTML)."""
     text = summary_markdown(summary_csv, methods, clips)
-    with atomic_path(out_md) as tmp:
-        Path(tmp).write_text(text)
+    _write_text(out_md, text)
+    if out_html is not None:
+        _write_text(out_html, markdown_to_html(text, "Summary: every clip and method"))
 
 
 # ---------------------------------------------------------------- clip figure
@@ -495,6 +562,7 @@ def plot_history(ax, runs) -> None:
     with_hist = [r for r in runs if r.history]
     if not with_hist:
         _no_data(ax, "no data: none of these methods is iterative\n(no /history in the result files)")
+        ax.set_title("Convergence of the iterative methods")
         return
     ylabels = set()
     for run in with_hist:

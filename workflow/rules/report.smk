@@ -1,0 +1,70 @@
+# Comparison figures and tables (mocap_refine.report), registered for
+# `snakemake --report results/report.html`: one page with a "Summary"
+# category and one subcategory per clip under "Clips".
+
+
+rule plot_clip:
+    """One clip's comparison figure and metric table."""
+    input:
+        # Every configured method's evaluated result, in METHODS order.
+        h5=lambda wc: expand("results/{clip}/{method}.h5", clip=wc.clip, method=METHODS),
+        comparison="results/{clip}/comparison.csv",
+    output:
+        png=report(
+            "results/{clip}/comparison.png",
+            caption="../report/comparison_png.rst",
+            category="Clips",
+            subcategory="{clip}",
+            labels={"clip": "{clip}", "figure": "comparison plots"},
+        ),
+        md="results/{clip}/comparison.md",
+        html=report(
+            "results/{clip}/comparison.html",
+            caption="../report/comparison_table.rst",
+            category="Clips",
+            subcategory="{clip}",
+            labels={"clip": "{clip}", "figure": "metric table"},
+        ),
+    params:
+        methods=METHODS,
+    log:
+        "logs/report/plot_clip/{clip}.log",
+    benchmark:
+        "benchmarks/out/report/plot_clip/{clip}.tsv"
+    threads: 1
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/plot_clip.py"
+
+
+rule plot_summary:
+    """Every clip and method: heat maps, wall time, and the full metric table."""
+    input:
+        "results/summary.csv",
+    output:
+        png=report(
+            "results/summary.png",
+            caption="../report/summary_png.rst",
+            category="Summary",
+            labels={"clip": "all clips", "figure": "heat maps and wall time"},
+        ),
+        md="results/summary.md",
+        html=report(
+            "results/summary.html",
+            caption="../report/summary_table.rst",
+            category="Summary",
+            labels={"clip": "all clips", "figure": "metric tables"},
+        ),
+    params:
+        methods=METHODS,
+        clips=CLIPS,
+    log:
+        "logs/report/plot_summary.log",
+    benchmark:
+        "benchmarks/out/report/plot_summary.tsv"
+    threads: 1
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/plot_summary.py"
