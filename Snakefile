@@ -18,6 +18,7 @@ include: "workflow/rules/prepare.smk"
 include: "workflow/rules/actions.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/gather.smk"
+include: "workflow/rules/report.smk"
 
 
 localrules:

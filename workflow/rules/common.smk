@@ -58,7 +58,10 @@ def all_outputs():
         ]
         for method in METHODS:
             outputs += [f"results/{clip}/{method}.h5", f"results/{clip}/{method}.csv"]
+        # report.smk: the clip's comparison figure and tables.
+        outputs += [f"results/{clip}/comparison.{ext}" for ext in ("png", "md", "html")]
     outputs.append("results/summary.csv")
+    outputs += [f"results/summary.{ext}" for ext in ("png", "md", "html")]
     return outputs
 
 
