@@ -699,8 +699,7 @@ def _heatmap(ax, table, clips, methods, column, title, norm, cmap, fmt):
             i, j = clips.index(r["clip"]), methods.index(r["method"])
             grid[i, j] = pd.to_numeric(r[column], errors="coerce")
             status[i, j] = r["status"]
-    cmap = plt.get_cmap(cmap).copy()
-    cmap.set_bad("#dddddd")
+    cmap = plt.get_cmap(cmap).with_extremes(bad="#dddddd")
     im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
     for i in range(len(clips)):
         for j in range(len(methods)):

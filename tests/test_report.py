@@ -1,0 +1,318 @@
+"""Comparison reports: figures, markdown/HTML tables, and the Snakemake report.
+
+Unit part: a 0.5 s generated clip evaluated with two sets of actions built
+through the pipeline functions: the PD baseline, and zero torque (the
+humanoid collapses, so it certainly falls; its actions file also carries a
+history table and an inverse-dynamics root wrench so every panel has data).
+Slow part: the workflow in a temporary copy, then `snakemake --report`.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from mocap_refine import pipeline, report
+from mocap_refine.generate import write_generated_clip
+from mocap_refine.metrics import METRIC_COLUMNS
+
+REPO = Path(__file__).resolve().parents[1]
+CLIP = "gen_r"
+METRICS = [c for c in METRIC_COLUMNS if c not in ("clip", "method", "status", "frames", "frame_dt",
+                                                  "physics_dt")]
+HISTORY_LOSS = np.array([8.0, 4.0, 2.5, 2.0])
+WRENCH_FORCE_N = 1234.0
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the PNG header."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def assert_real_image(path: Path, size: tuple[int, int]) -> None:
+    assert png_size(path) == size
+    pixels = plt.imread(path)
+    assert pixels.shape[:2] == (size[1], size[0])
+    # Not a blank canvas: a drawn figure has many distinct colours.
+    assert pixels.std() > 0.05
+    assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 50
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    """results/gen_r/{baseline,zero_torque}.h5 + .csv, comparison.csv,
+    summary.csv (a second clip copy gen_s with zero_torque FAILED)."""
+    root = tmp_path_factory.mktemp("report")
+    clip_txt = root / "motions" / f"{CLIP}.txt"
+    write_generated_clip(clip_txt, seconds=0.5, frame_dt=1 / 30, seed=3)
+    out = root / "results" / CLIP
+    pipeline.prepare(clip_txt, out / "reference.h5", out / "diagnostics.csv")
+    pipeline.compute_actions(out / "reference.h5", "baseline", {}, out / "actions" / "baseline.h5")
+    with h5py.File(out / "actions" / "baseline.h5", "r") as f:
+        T, nu = f["actions"].shape
+    with h5py.File(out / "actions" / "zero_torque.h5", "w") as f:
+        f["actions"] = np.zeros((T, nu))
+        f.attrs["method"] = "zero_torque"
+        f.attrs["wall_s"] = 0.5
+        f["history/iteration"] = np.arange(len(HISTORY_LOSS), dtype=float)
+        f["history/loss"] = HISTORY_LOSS
+        wrench = np.zeros((T, 6))
+        wrench[:, 0] = WRENCH_FORCE_N
+        wrench[:, 3] = 20.0
+        f["invdyn/root_wrench"] = wrench
+        f["invdyn/root_wrench_nocontact"] = wrench / 10
+    for m in ("baseline", "zero_torque"):
+        pipeline.evaluate(out / "reference.h5", out / "actions" / f"{m}.h5", out / f"{m}.h5", out / f"{m}.csv")
+    pipeline.gather([out / "baseline.csv", out / "zero_torque.csv"], out / "comparison.csv")
+    # Second clip for the summary: same rows under another name, with
+    # zero_torque failed (status "failed", no metrics).
+    rows = pd.read_csv(out / "comparison.csv")
+    other = rows.copy()
+    other["clip"] = "gen_s"
+    other.loc[other["method"] == "zero_torque", "status"] = "failed"
+    pd.concat([rows, other]).to_csv(root / "results" / "summary.csv", index=False)
+    return root / "results"
+
+
+def h5s(results: Path, methods=("baseline", "zero_torque")) -> dict:
+    return {m: results / CLIP / f"{m}.h5" for m in methods}
+
+
+def test_clip_figure_has_expected_size_and_marks_every_fall(results, tmp_path):
+    info = report.plot_clip(h5s(results), tmp_path / "comparison.png")
+    w, h = (int(v * report.DPI) for v in report.CLIP_FIGSIZE_IN)
+    assert info["size_px"] == (w, h)
+    assert_real_image(tmp_path / "comparison.png", (w, h))
+    falls = {}
+    for m, p in h5s(results).items():
+        with h5py.File(p, "r") as f:
+            falls[m] = int(f.attrs["fall_frame"])
+    # The open-loop PD baseline falls within a few frames on generated clips
+    # (measured: frame 5-8); the figure must mark exactly the recorded frames.
+    assert falls["baseline"] >= 1
+    assert info["fall_frames"] == {m: k for m, k in falls.items() if k >= 0}
+
+
+def test_fall_marker_sits_on_the_fall_frame(results, tmp_path):
+    # A copy of zero_torque's result that falls at frame 7 (known answer,
+    # independent of the physics).
+    fallen = tmp_path / "fallen.h5"
+    shutil.copy2(results / CLIP / "zero_torque.h5", fallen)
+    with h5py.File(fallen, "r+") as f:
+        f.attrs["method"] = "fallen"
+        f.attrs["fall_frame"] = 7
+        f.attrs["status"] = "ok"
+    runs = report.load_runs({"baseline": results / CLIP / "baseline.h5", "fallen": fallen})
+    fig, ax = plt.subplots()
+    try:
+        marked = report.plot_joint_error(ax, runs)
+        markers = {line.get_gid(): line for line in ax.lines if line.get_gid()}
+        assert marked["fallen"] == 7
+        assert list(markers["fall:fallen"].get_xdata()) == [7]
+        assert markers["fall:fallen"].get_color() == report.method_color("fallen")
+        assert any(np.allclose(v.get_xdata(), 7) for v in ax.lines if v.get_linestyle() == "--")
+        for run in runs:
+            if run.fall_frame >= 0:
+                assert list(markers[f"fall:{run.method}"].get_xdata()) == [run.fall_frame]
+    finally:
+        plt.close(fig)
+
+
+def test_panels_draw_history_and_invdyn_and_note_missing_data(results):
+    runs = report.load_runs(h5s(results))
+    fig, axes = plt.subplots(1, 3)
+    try:
+        report.plot_history(axes[0], runs)
+        (hist_line,) = axes[0].lines
+        np.testing.assert_allclose(hist_line.get_ydata(), HISTORY_LOSS)
+        report.plot_invdyn(axes[1], axes[2], runs)
+        force_lines = [ln for ln in axes[1].lines if ln.get_label().startswith("zero_torque")]
+        np.testing.assert_allclose(force_lines[0].get_ydata(), WRENCH_FORCE_N)
+        weight = [ln for ln in axes[1].lines if ln.get_label().startswith("body weight")]
+        np.testing.assert_allclose(weight[0].get_ydata(), 45.0 * 9.81)
+    finally:
+        plt.close(fig)
+    # Baseline alone: no history, no invdyn -> a note, not an exception.
+    only = report.load_runs(h5s(results, ("baseline",)))
+    fig, axes = plt.subplots(1, 3)
+    try:
+        report.plot_history(axes[0], only)
+        report.plot_invdyn(axes[1], axes[2], only)
+        for ax in axes:
+            assert any(t.get_text().startswith("no data") for t in ax.texts)
+            assert not ax.lines
+    finally:
+        plt.close(fig)
+
+
+def test_colours_are_fixed_per_method():
+    assert report.method_color("baseline") == report.METHOD_COLORS["baseline"]
+    colours = [report.method_color(m) for m in ("baseline", "feedback", "gradient", "mpc", "invdyn")]
+    assert len(set(colours)) == 5
+    # An unknown name gets the same colour whatever else is configured.
+    assert report.method_color("zero_torque") == report.method_color("zero_torque")
+
+
+def test_clip_table_has_every_method_and_metric_and_marks_best(results):
+    text = report.clip_markdown(results / CLIP / "comparison.csv", CLIP, ["baseline", "zero_torque"])
+    header = next(line for line in text.splitlines() if line.startswith("| method"))
+    cells = [c.strip() for c in header.strip("|").split("|")]
+    assert cells == ["method", "status", *METRICS]
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("| method")}
+    assert set(rows) == {"baseline", "zero_torque"}
+    table = pd.read_csv(results / CLIP / "comparison.csv")
+    ok = table[table["status"] == "ok"]
+    if len(ok):
+        best = ok.loc[ok["err50_rad"].idxmin(), "method"]
+        err_col = 2 + METRICS.index("err50_rad")
+        assert rows[best].split("|")[1 + err_col].strip().startswith("**")
+
+
+def test_missing_and_failed_methods_show_as_failed(results, tmp_path):
+    methods = ["baseline", "zero_torque", "mpc"]
+    paths = h5s(results, methods)  # mpc.h5 does not exist
+    info = report.plot_clip(paths, tmp_path / "comparison.png")
+    assert "mpc" not in info["fall_frames"]
+    report.write_clip_markdown(results / CLIP / "comparison.csv", tmp_path / "comparison.md", CLIP,
+                               methods, paths, out_html=tmp_path / "comparison.html")
+    text = (tmp_path / "comparison.md").read_text()
+    mpc_row = next(line for line in text.splitlines() if line.startswith("| mpc "))
+    assert "**FAILED**" in mpc_row
+    assert mpc_row.count("| - ") == len(METRICS)
+    html = (tmp_path / "comparison.html").read_text()
+    assert "<tr class='failed'>" in html and "<b>FAILED</b>" in html
+
+    # summary.csv: gen_s/zero_torque has status "failed"; gen_s/mpc no row at all.
+    text = report.summary_markdown(results / "summary.csv", methods, [CLIP, "gen_s"])
+    rows = [line for line in text.splitlines() if line.startswith("| gen_")]
+    assert len(rows) == 2 * len(methods)
+    for clip, m in ((CLIP, "mpc"), ("gen_s", "zero_torque"), ("gen_s", "mpc")):
+        (row,) = [r for r in rows if r.startswith(f"| {clip} | {m} |")]
+        assert "**FAILED**" in row
+    info = report.plot_summary(results / "summary.csv", tmp_path / "summary.png", methods, [CLIP, "gen_s"])
+    assert_real_image(tmp_path / "summary.png", info["size_px"])
+
+
+def test_best_value_rules():
+    table = pd.DataFrame({
+        "clip": "c", "method": ["a", "b", "c", "d"],
+        "status": ["ok", "ok", "diverged at frame 3", "failed"],
+        "err50_rad": [0.5, 0.2, 0.01, np.nan],
+        "tracked_fraction": [1.0, 0.4, 1.0, np.nan],
+        "fall_frame": [-1, 12, 3, np.nan],
+        "wall_s": [2.0, 2.0, 0.1, np.nan],
+    })
+    assert report.best_rows(table, "err50_rad") == {1}  # diverged c is lower but not eligible
+    assert report.best_rows(table, "tracked_fraction") == {0}
+    assert report.best_rows(table, "fall_frame") == {0}  # never falls beats any frame
+    assert report.best_rows(table, "wall_s") == {0, 1}  # ties both win
+    # When every method diverged, the best diverged one is marked.
+    all_div = table.assign(status=["diverged at frame 1"] * 3 + ["failed"])
+    assert report.best_rows(all_div, "err50_rad") == {2}
+
+
+def test_summary_figure_and_tables(results, tmp_path):
+    methods, clips = ["baseline", "zero_torque"], [CLIP, "gen_s"]
+    info = report.plot_summary(results / "summary.csv", tmp_path / "summary.png", methods, clips)
+    w, h = report.summary_figsize(len(clips), len(methods))
+    assert info["size_px"] == (int(w * report.DPI), int(h * report.DPI))
+    assert_real_image(tmp_path / "summary.png", info["size_px"])
+    report.write_summary_markdown(results / "summary.csv", tmp_path / "summary.md", methods, clips,
+                                  out_html=tmp_path / "summary.html")
+    text = (tmp_path / "summary.md").read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| clip"))
+    assert [c.strip() for c in header.strip("|").split("|")] == ["clip", "method", "status", "frames",
+                                                                 *METRICS]
+    for m in methods:
+        assert f"| {m} |" in text
+    html = (tmp_path / "summary.html").read_text()
+    assert html.count("<tr") == 1 + len(methods) + 1 + len(methods) * len(clips)
+
+
+def test_unreadable_table_names_the_file(tmp_path):
+    bad = tmp_path / "comparison.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="comparison.csv"):
+        report.clip_markdown(bad, "x")
+
+
+# ---------------------------------------------------------------- Snakemake report
+
+def _implemented(methods):
+    from mocap_refine.methods import get_method
+
+    keep = []
+    for m in methods:
+        try:
+            get_method(m)
+            keep.append(m)
+        except NotImplementedError:
+            pass
+    return keep
+
+
+@pytest.mark.slow
+def test_snakemake_report_embeds_every_figure_and_table(tmp_path):
+    import yaml
+
+    exe = Path(sys.executable).parent / "snakemake"
+    if not exe.exists():
+        pytest.skip("snakemake executable not found")
+    for name in ("Snakefile", "environment.yml"):
+        shutil.copy2(REPO / name, tmp_path / name)
+    shutil.copytree(REPO / "workflow", tmp_path / "workflow")
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    cfg = yaml.safe_load((tmp_path / "config" / "test_config.yaml").read_text())
+    # One clip and two methods keep this under a minute: the full test
+    # configuration already runs in tests/test_workflow.py; this checks the
+    # report wiring. Methods: baseline and the next configured one that
+    # exists in this version.
+    clips = cfg["clips"][:1]
+    methods = _implemented(cfg["methods"])[:2]
+    assert methods[0] == "baseline"
+    for seed, clip in enumerate(clips):
+        write_generated_clip(tmp_path / "motions" / f"{clip}.txt", seconds=0.4, frame_dt=1 / 30, seed=seed)
+    env = dict(os.environ, PATH=str(exe.parent) + os.pathsep + os.environ.get("PATH", ""))
+    base = [str(exe), "--configfile", "config/test_config.yaml", "--config",
+            "methods=[" + ",".join(f'"{m}"' for m in methods) + "]",
+            "clips=[" + ",".join(f'"{c}"' for c in clips) + "]"]
+    for args in (["--cores", "2", "all"], ["--report", "results/report.html"]):
+        proc = subprocess.run(base + args, cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    page = (tmp_path / "results" / "report.html").read_text()
+    embedded = {}
+    for mime, name, data in re.findall(
+            r"data:([\w/+.-]+);charset=[\w-]+;filename=([\w.-]+);base64,([A-Za-z0-9+/=]+)", page):
+        embedded.setdefault(name, []).append((mime, base64.b64decode(data)))
+    # Every registered figure is embedded byte for byte.
+    figures = [tmp_path / "results" / "summary.png"] + [tmp_path / "results" / c / "comparison.png"
+                                                        for c in clips]
+    for path in figures:
+        assert any(blob == path.read_bytes() for _, blob in embedded.get(path.name, ())), path
+    tables = {blob.decode() for mime, blob in embedded.get("comparison.html", ()) if mime == "text/html"}
+    assert len(tables) == len(clips)
+    (summary,) = [blob.decode() for mime, blob in embedded.get("summary.html", ())]
+    assert summary == (tmp_path / "results" / "summary.html").read_text()
+    for clip in clips:
+        assert f"<td class=''>{clip}</td>" in summary
+    for m in methods:
+        assert f"<td class=''>{m}</td>" in summary
+    # Captions say how to read the figures.
+    assert "Which method should I use?" in page
+    assert "joint error per frame" in page
