@@ -143,6 +143,8 @@ def build_reference(clip: Clip, *, ground_correction: bool = True, cycles: int =
             "limit_violation_worst_joint": JOINTS[int(np.argmax(violations.max(axis=0)))],
             "limit_violation_frames": int((violations.max(axis=1) > 0).sum()),
             "max_joint_speed_rad_s": float(speed.max()),
+            "quat_norm_max_dev": clip.quat_norm_max_dev,
+            "quat_norm_fixed": clip.quat_norm_fixed,
         },
     }
     ref = Reference(qpos, qvel, frame_dt, physics_dt, substeps, shift, cycles)
