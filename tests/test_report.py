@@ -244,6 +244,28 @@ def test_summary_figure_and_tables(results, tmp_path):
     assert html.count("<tr") == 1 + len(methods) + 1 + len(methods) * len(clips)
 
 
+def test_animation_has_subsampled_frames_and_a_page(results, tmp_path):
+    from PIL import Image
+
+    info = report.animate_replay(results / CLIP / "baseline.h5", tmp_path / "a.gif", max_frames=5, dpi=40)
+    with h5py.File(results / CLIP / "baseline.h5", "r") as f:
+        n = f["replay/qpos"].shape[0]
+    stride = -(-n // 5)
+    assert info["frames"] == list(range(0, n, stride))
+    with Image.open(tmp_path / "a.gif") as im:
+        assert im.n_frames == len(info["frames"])
+        assert im.size == (8 * 40, int(4.4 * 40))
+        # The replay skeleton is drawn in the method's colour.
+        im.seek(0)
+        rgb = np.asarray(im.convert("RGB")).reshape(-1, 3)
+    target = np.array([int(report.method_color("baseline")[k:k + 2], 16) for k in (1, 3, 5)])
+    assert (np.abs(rgb.astype(int) - target).sum(axis=1) < 30).sum() > 20
+    report.gif_page(tmp_path / "a.gif", tmp_path / "a.html", "t")
+    page = (tmp_path / "a.html").read_text()
+    src = re.search(r"data:image/gif;base64,([A-Za-z0-9+/=]+)", page).group(1)
+    assert base64.b64decode(src) == (tmp_path / "a.gif").read_bytes()
+
+
 def test_unreadable_table_names_the_file(tmp_path):
     bad = tmp_path / "comparison.csv"
     bad.write_text("a,b\n1,2\n")
@@ -313,6 +335,9 @@ def test_snakemake_report_embeds_every_figure_and_table(tmp_path):
         assert f"<td class=''>{clip}</td>" in summary
     for m in methods:
         assert f"<td class=''>{m}</td>" in summary
+    for clip in clips:
+        for m in methods:
+            assert embedded.get(f"{m}_replay.html"), f"{clip}/{m} animation missing from the report"
     # Captions say how to read the figures.
     assert "Which method should I use?" in page
     assert "joint error per frame" in page

@@ -462,12 +462,19 @@ def _no_data(ax, text: str) -> None:
     ax.set_yticks([])
 
 
-def _replay_label(run: MethodRun) -> str:
+def _fate(run: MethodRun) -> str:
+    """"falls at 11, diverged at 77" / "falls at 8" / "" (tracks to the end)."""
+    parts = []
+    if run.fall_frame >= 0 and run.fall_frame != run.diverged_frame:
+        parts.append(f"falls at {run.fall_frame}")
     if run.diverged_frame >= 0:
-        return f"{run.method} (diverged at {run.diverged_frame})"
-    if run.fall_frame >= 0:
-        return f"{run.method} (falls at {run.fall_frame})"
-    return run.method
+        parts.append(f"diverged at {run.diverged_frame}")
+    return ", ".join(parts)
+
+
+def _replay_label(run: MethodRun) -> str:
+    fate = _fate(run)
+    return f"{run.method} ({fate})" if fate else run.method
 
 
 ERR_FLOOR_RAD = 1e-4  # log axis: exact frames (error 0) are drawn at this floor
@@ -642,9 +649,11 @@ def plot_status(ax, runs) -> None:
     n = max(len(runs), 1)
     for k, run in enumerate(runs):
         if is_ok(run.status):
-            state = "ok" if run.fall_frame < 0 else f"ok, falls at frame {run.fall_frame}"
+            state = "ok, never falls" if run.fall_frame < 0 else f"ok, falls at frame {run.fall_frame}"
         elif run.diverged_frame >= 0:
             state = f"DIVERGED at frame {run.diverged_frame}"
+            if 0 <= run.fall_frame < run.diverged_frame:
+                state += f", falls at frame {run.fall_frame}"
         else:
             state = "FAILED: no result"
         err = run.attrs.get("err50_rad")
@@ -796,3 +805,125 @@ def _wall_time_bars(ax, table, methods) -> None:
     ax.set_ylabel("wall time summed over clips (s)")
     ax.set_title("Cost: time to compute the actions\n(all clips, per method)")
     ax.grid(True, axis="y", which="major", alpha=0.3)
+
+
+# ---------------------------------------------------------------- animation
+
+def skeleton_points(model, qpos: np.ndarray) -> tuple[np.ndarray, list]:
+    """(T, nq) -> joint positions (T, P, 3) m and the segments [(i, j), ...]
+    between them: every body's origin joined to its parent's, plus the head
+    and feet (geom centres away from their body's origin)."""
+    import mujoco
+
+    data = mujoco.MjData(model)
+    bodies = list(range(1, model.nbody))  # skip the world
+    index = {b: k for k, b in enumerate(bodies)}
+    segments = [(index[model.body_parentid[b]], index[b]) for b in bodies
+                if model.body_parentid[b] in index]
+    # Geoms whose centre is away from their body's origin and that belong to
+    # a body with no child (feet) or to the neck (head) extend the skeleton.
+    has_child = {int(p) for p in model.body_parentid[1:]}
+    extra = []
+    for g in range(model.ngeom):
+        b = int(model.geom_bodyid[g])
+        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, b) or ""
+        if b in index and (b not in has_child or name == "neck") and np.linalg.norm(model.geom_pos[g]) > 0.02:
+            extra.append(g)
+    P = len(bodies) + len(extra)
+    segments += [(index[int(model.geom_bodyid[g])], len(bodies) + k) for k, g in enumerate(extra)]
+    out = np.empty((qpos.shape[0], P, 3))
+    for t in range(qpos.shape[0]):
+        data.qpos[:] = qpos[t]
+        mujoco.mj_kinematics(model, data)
+        out[t, :len(bodies)] = data.xpos[bodies]
+        out[t, len(bodies):] = data.geom_xpos[extra]
+    return out, segments
+
+
+def animate_replay(h5_path, out_gif, max_frames: int = 40, dpi: int = 70) -> dict:
+    """Animated skeleton of a method's replay (coloured) over the reference
+    (grey ghost), seen from the side (x-z) and the front (y-z), the camera
+    following the reference root. Frames are subsampled to at most
+    `max_frames`; playback is real time. Returns {"frames": shown frame
+    indices, "fall_frame": k or -1}."""
+    from .model import load_model
+
+    run = load_run(h5_path)
+    if not run.has_replay:
+        raise ValueError(f"{h5_path}: no replay to animate ({run.status})")
+    model = load_model(float(run.attrs.get("physics_dt", 1 / 600)))
+    ref_pts, segments = skeleton_points(model, run.ref_qpos)
+    sim_pts, _ = skeleton_points(model, run.replay_qpos)
+    n = ref_pts.shape[0]
+    stride = max(1, math.ceil(n / max_frames))
+    shown = np.arange(0, n, stride)
+    dt = run.frame_dt if math.isfinite(run.frame_dt) else 1 / 30
+    color = method_color(run.method)
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4.4), dpi=dpi, layout="constrained")
+    views = (("side view (x-z)", 0), ("front view (y-z)", 1))
+    artists = []
+    for ax, (title, h) in zip(axes, views):
+        ax.set_title(title, fontsize=10)
+        ax.set_aspect("equal")
+        ax.set_xlabel(f"{'xy'[h]} (m, following the reference root)", fontsize=9)
+        ax.set_ylabel("z (m)", fontsize=9)
+        ax.axhline(0.0, color="#8b5a2b", lw=2)  # floor
+        ax.set_ylim(-0.05, 1.9)
+        ghost = [ax.plot([], [], color="#b0b0b0", lw=4, solid_capstyle="round")[0] for _ in segments]
+        sim = [ax.plot([], [], color=color, lw=2.2, solid_capstyle="round")[0] for _ in segments]
+        artists.append((ax, h, ghost, sim))
+    axes[0].plot([], [], color="#b0b0b0", lw=4, label="reference (ghost)")
+    axes[0].plot([], [], color=color, lw=2.2, label=f"{run.method} replay")
+    axes[0].legend(loc="upper left", fontsize=8)
+    title = fig.suptitle("", fontsize=11)
+
+    def draw(t):
+        centre = ref_pts[t, 0]
+        for ax, h, ghost, sim in artists:
+            ax.set_xlim(centre[h] - 1.0, centre[h] + 1.0)
+            for lines, pts in ((ghost, ref_pts[t]), (sim, sim_pts[t])):
+                for line, (i, j) in zip(lines, segments):
+                    line.set_data([pts[i, h], pts[j, h]], [pts[i, 2], pts[j, 2]])
+        state = ""
+        if 0 <= run.diverged_frame <= t:
+            state = "  DIVERGED (frozen)"
+        elif 0 <= run.fall_frame <= t:
+            state = "  FALLEN"
+        err = float(run.joint_err[t].mean())
+        title.set_text(f"{run.attrs.get('clip', '')} / {run.method}: frame {t} ({t * dt:.2f} s), "
+                       f"joint error {err:.2f} rad{state}")
+
+    from PIL import Image
+
+    images = []
+    try:
+        draw(int(shown[0]))
+        fig.canvas.draw()
+        # The layout is fixed after the first frame: re-solving it per frame
+        # costs most of the time and would make the axes jitter.
+        fig.set_layout_engine("none")
+        for t in shown:
+            draw(int(t))
+            fig.canvas.draw()
+            rgba = np.asarray(fig.canvas.buffer_rgba())
+            images.append(Image.fromarray(rgba[..., :3].copy()).quantize(colors=64, dither=Image.Dither.NONE))
+    finally:
+        plt.close(fig)
+    duration_ms = max(20, int(round(1000 * dt * stride)))
+    with atomic_path(out_gif) as tmp:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                       duration=duration_ms, loop=0)
+    return {"frames": shown.tolist(), "fall_frame": run.fall_frame}
+
+
+def gif_page(gif_path, out_html, title: str, caption: str = "") -> None:
+    """A standalone HTML page showing the GIF (embedded as base64): the
+    Snakemake report displays HTML inline but offers a GIF only as a download."""
+    import base64
+
+    data = base64.b64encode(Path(gif_path).read_bytes()).decode()
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_HTML_STYLE}</style></head><body><h2>{html.escape(title)}</h2>"
+            f"<img alt='{html.escape(title)}' src='data:image/gif;base64,{data}'>"
+            f"<p>{html.escape(caption)}</p></body></html>\n")
+    _write_text(out_html, page)

@@ -68,3 +68,28 @@ rule plot_summary:
         "../../environment.yml"
     script:
         "../scripts/plot_summary.py"
+
+
+rule animate:
+    """Skeleton of one method's replay over the reference (ghost), as a GIF
+    and as an HTML page embedding it (the report shows HTML inline)."""
+    input:
+        "results/{clip}/{method}.h5",
+    output:
+        gif="results/{clip}/{method}.gif",
+        html=report(
+            "results/{clip}/{method}_replay.html",
+            caption="../report/animation.rst",
+            category="Replays",
+            subcategory="{clip}",
+            labels={"clip": "{clip}", "method": "{method}"},
+        ),
+    log:
+        "logs/report/animate/{clip}/{method}.log",
+    benchmark:
+        "benchmarks/out/report/animate/{clip}/{method}.tsv"
+    threads: 1
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/animate.py"
