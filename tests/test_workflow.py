@@ -171,6 +171,7 @@ def test_changing_one_method_reruns_only_that_method(workdir):
     # report.smk: the comparison figures/tables of every clip and the summary ones.
     expected |= {f"results/{c}/comparison.{ext}" for c in CLIPS for ext in ("png", "md", "html")}
     expected |= {f"results/summary.{ext}" for ext in ("png", "md", "html")}
+    expected |= {f"results/{c}/feedback{suffix}" for c in CLIPS for suffix in (".gif", "_replay.html")}
     assert outputs == expected
 
 

@@ -58,8 +58,9 @@ def all_outputs():
         ]
         for method in METHODS:
             outputs += [f"results/{clip}/{method}.h5", f"results/{clip}/{method}.csv"]
-        # report.smk: the clip's comparison figure and tables.
+        # report.smk: the clip's comparison figure and tables, replay animations.
         outputs += [f"results/{clip}/comparison.{ext}" for ext in ("png", "md", "html")]
+        outputs += [f"results/{clip}/{m}{suffix}" for m in METHODS for suffix in (".gif", "_replay.html")]
     outputs.append("results/summary.csv")
     outputs += [f"results/summary.{ext}" for ext in ("png", "md", "html")]
     return outputs
