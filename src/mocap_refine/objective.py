@@ -64,6 +64,7 @@ def qpos_difference(model: mujoco.MjModel, qpos: np.ndarray, qpos_ref: np.ndarra
     """(..., nq), (..., nq) -> (..., nv): qpos "minus" qpos_ref in the tangent
     space, vectorised; equals mj_differentiatePos(model, out, 1, qpos_ref, qpos)."""
     lay = layout(model)
+    qpos, qpos_ref = np.broadcast_arrays(qpos, qpos_ref)
     out = np.empty(qpos.shape[:-1] + (model.nv,))
     out[..., 0:3] = qpos[..., 0:3] - qpos_ref[..., 0:3]
     out[..., 3:6] = _subquat(qpos[..., 3:7], qpos_ref[..., 3:7])

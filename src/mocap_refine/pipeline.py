@@ -175,7 +175,7 @@ def _write_history(f: h5py.File, history: list) -> None:
     if not history:
         return
     g = f.create_group("history")
-    keys = list(history[0].keys())
+    keys = list(dict.fromkeys(k for row in history for k in row))
     for k in keys:
         g[k] = np.array([h.get(k, np.nan) for h in history], dtype=float)
 

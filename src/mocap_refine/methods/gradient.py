@@ -1,0 +1,338 @@
+"""gradient: optimise actions against the tracking loss with the true gradient
+through the physics (design document method 2).
+
+Two optimisers, both on the shared objective (``objective.tracking_loss``):
+
+``adam``  The design document's settings (learning rate 0.01, 10
+          iterations): Adam on all actions at once, the gradient of the full
+          replay loss chained backward through finite-difference frame
+          Jacobians (``derivatives.loss_and_gradient``). The best iterate is
+          kept.
+``gauss_newton``  (default) over a receding window: from the simulated
+          state at frame t0, the next ``window_frames`` actions minimise the
+          window's tracking residual with MuJoCo's own Levenberg-Marquardt
+          solver (``mujoco.minimize.least_squares``: Gauss-Newton steps,
+          adaptive regularisation, box bounds [-1, 1]); the residual's
+          Jacobian is either chained from frame Jacobians (``jacobian:
+          chain``) or finite differences of whole window rollouts
+          (``jacobian: shooting``, default: contacts switching on and off
+          inside the window make the chained linearisation poor). The first
+          ``commit_frames`` actions are committed, the window advances, and
+          the rest of the window warm-starts the next one. The committed
+          result is a plain open-loop action sequence, replayed exactly by the
+          verifier.
+``ilqr``  the same receding window with an iLQR step (Riccati backward pass,
+          feedback in a batched line-search forward pass).
+
+Both never return actions whose full replay loss is worse than the
+initialisation's.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from mujoco import minimize
+
+from ..derivatives import (frame_jacobians, loss_and_gradient, residual_jacobian,
+                           state_cost_derivatives, state_difference)
+from ..metrics import fall_frame, joint_errors
+from ..objective import Weights, tracking_loss, tracking_residual
+from ..sim import DataPool, simulate_frames, split_state
+from ..verify import reference_states
+from . import MethodResult
+from .baseline import pd_actions
+
+DEFAULTS = {
+    "optimizer": "gauss_newton",
+    "jacobian": "shooting",
+    "iterations": 10,
+    "learning_rate": 0.01,
+    "window_frames": 10,
+    "commit_frames": 2,
+    "terminal_weight": 1.0,
+    "fd_eps": 1e-6,
+}
+import os
+_DEBUG = bool(os.environ.get("MOCAP_REFINE_DEBUG"))
+LINE_SEARCH_STEPS = (1.0, 0.5, 0.25, 0.1, 0.03)
+
+
+def _params(params: dict) -> dict:
+    p = dict(DEFAULTS)
+    p.update({k: v for k, v in (params or {}).items() if k != "init"})
+    if p["optimizer"] not in ("gauss_newton", "ilqr", "adam"):
+        raise ValueError(f"gradient: optimizer must be 'gauss_newton', 'ilqr' or 'adam', got {p['optimizer']!r}")
+    if p["jacobian"] not in ("shooting", "chain"):
+        raise ValueError(f"gradient: jacobian must be 'shooting' or 'chain', got {p['jacobian']!r}")
+    for key in ("iterations", "window_frames", "commit_frames"):
+        if int(p[key]) < 1:
+            raise ValueError(f"gradient: {key} must be >= 1, got {p[key]}")
+    if int(p["commit_frames"]) > int(p["window_frames"]):
+        raise ValueError("gradient: commit_frames must not exceed window_frames")
+    if float(p["learning_rate"]) <= 0:
+        raise ValueError(f"gradient: learning_rate must be > 0, got {p['learning_rate']}")
+    return p
+
+
+def _replay_stats(model, ref, actions, w, pool, state0):
+    roll = simulate_frames(model, state0, actions, ref.substeps, pool)
+    _, q, v = split_state(model, roll.states[0])
+    loss = float(tracking_loss(model, q, v, ref.qpos, ref.qvel, actions, w))
+    per_frame = joint_errors(model, q, ref.qpos).mean(axis=1)
+    T = actions.shape[0]
+    return {
+        "loss": loss,
+        "err_full_rad": float(per_frame[1:].mean()),
+        "err50_rad": float(per_frame[1:min(50, T) + 1].mean()),
+        "fall_frame": fall_frame(q, ref.qpos),
+    }
+
+
+def _window_cost(model, states, actions, qpos_ref, qvel_ref, w, terminal_weight):
+    """states (B, W+1, nstate), actions (B, W, nu) -> (B,) window cost."""
+    _, q, v = split_state(model, states)
+    base = tracking_loss(model, q, v, qpos_ref, qvel_ref, actions, w)
+    if terminal_weight != 1.0:
+        last = tracking_loss(model, q[:, -2:], v[:, -2:], qpos_ref[-2:], qvel_ref[-2:],
+                             np.zeros_like(actions[:, -1:]), w)
+        base = base + (terminal_weight - 1.0) * last
+    return base
+
+
+def ilqr_window(model, state0, actions, qpos_ref, qvel_ref, substeps, w, pool,
+                iterations=5, terminal_weight=1.0, eps=1e-6):
+    """iLQR on one window.
+
+    state0 (nstate,); actions (W, nu) initial guess; qpos_ref (W+1, nq),
+    qvel_ref (W+1, nv) the reference frames of the window (index 0 = start).
+    Returns (actions (W, nu), states (W+1, nstate), cost history list).
+    """
+    W, nu = actions.shape
+    n = 2 * model.nv
+    u = actions.copy()
+    roll = simulate_frames(model, state0, u, substeps, pool)
+    x = roll.states[0]
+    cost = float(_window_cost(model, roll.states, u[None], qpos_ref, qvel_ref, w, terminal_weight)[0])
+    if roll.diverged_frame[0] >= 0:
+        cost = np.inf
+    mu = 1e-3
+    history = [cost]
+    for _ in range(iterations):
+        A, B = frame_jacobians(model, x[:-1], u, substeps, pool, eps)
+        _, g, H = state_cost_derivatives(model, x[1:], qpos_ref[1:], qvel_ref[1:], w)
+        g[-1] *= terminal_weight
+        H[-1] *= terminal_weight
+        improved = False
+        while mu < 1e6:
+            gains = _backward(A, B, g, H, u, w.effort, mu)
+            if gains is None:
+                mu *= 10
+                continue
+            k_ff, K = gains
+            cand = _forward(model, state0, x, u, k_ff, K, substeps, pool)
+            costs = _window_cost(model, cand[0], cand[1], qpos_ref, qvel_ref, w, terminal_weight)
+            costs[cand[2] >= 0] = np.inf
+            best = int(np.argmin(costs))
+            if _DEBUG:
+                print(f"mu={mu:.1e} costs={np.round(costs, 3)} cur={cost:.3f}")
+            if costs[best] < cost:
+                x, u, cost = cand[0][best], cand[1][best], float(costs[best])
+                mu = max(mu / 3, 1e-6)
+                improved = True
+                break
+            mu *= 10
+        history.append(cost)
+        if not improved:
+            break
+    return u, x, history
+
+
+def _backward(A, B, g, H, u, effort, mu):
+    """Riccati recursion; returns (k (W, nu), K (W, nu, 2nv)) or None if a
+    Q_uu is not positive definite at this regularisation."""
+    W, n, nu = B.shape
+    Vx = g[W - 1].copy()
+    Vxx = H[W - 1].copy()
+    k_ff = np.zeros((W, nu))
+    K = np.zeros((W, nu, n))
+    for t in range(W - 1, -1, -1):
+        Qx = A[t].T @ Vx
+        Qu = B[t].T @ Vx + 2 * effort * u[t]
+        Qxx = A[t].T @ Vxx @ A[t]
+        Quu = B[t].T @ Vxx @ B[t] + (2 * effort + mu) * np.eye(nu)
+        Qux = B[t].T @ Vxx @ A[t]
+        try:
+            L = np.linalg.cholesky(Quu)
+        except np.linalg.LinAlgError:
+            return None
+        kt = -np.linalg.solve(L.T, np.linalg.solve(L, Qu))
+        Kt = -np.linalg.solve(L.T, np.linalg.solve(L, Qux))
+        # Controls pinned at a bound and pushed further out cannot move.
+        pinned = ((u[t] >= 1 - 1e-9) & (kt > 0)) | ((u[t] <= -1 + 1e-9) & (kt < 0))
+        kt[pinned] = 0.0
+        Kt[pinned] = 0.0
+        k_ff[t], K[t] = kt, Kt
+        Vx = Qx + Kt.T @ Quu @ kt + Kt.T @ Qu + Qux.T @ kt
+        Vxx = Qxx + Kt.T @ Quu @ Kt + Kt.T @ Qux + Qux.T @ Kt
+        Vxx = 0.5 * (Vxx + Vxx.T)
+        if t > 0:
+            Vx = Vx + g[t - 1]
+            Vxx = Vxx + H[t - 1]
+    return k_ff, K
+
+
+def _forward(model, state0, x_nom, u_nom, k_ff, K, substeps, pool):
+    """Closed-loop forward pass for every line-search step at once.
+    Returns states (S, W+1, nstate), actions (S, W, nu), diverged (S,)."""
+    alphas = np.array(LINE_SEARCH_STEPS)
+    S, (W, nu) = len(alphas), u_nom.shape
+    states = np.empty((S, W + 1, x_nom.shape[1]))
+    states[:, 0] = state0
+    actions = np.empty((S, W, nu))
+    diverged = np.full(S, -1)
+    for t in range(W):
+        dx = state_difference(model, states[:, t], np.broadcast_to(x_nom[t], states[:, t].shape))
+        actions[:, t] = np.clip(u_nom[t] + alphas[:, None] * k_ff[t] + dx @ K[t].T, -1.0, 1.0)
+        out = simulate_frames(model, states[:, t], actions[:, t:t + 1], substeps, pool)
+        states[:, t + 1] = out.states[:, 1]
+        diverged[(out.diverged_frame >= 0) & (diverged < 0)] = t + 1
+    return states, actions, diverged
+
+
+def window_residual(model, state0, actions, qpos_ref, qvel_ref, substeps, w, pool):
+    """Stacked residuals of candidate action windows.
+
+    actions (K, W, nu) -> (K, W * 2nv + W * nu): the weighted tracking
+    residual of frames 1..W (objective.tracking_residual) and the effort
+    residual sqrt(w_effort) * u, so |r|^2 is the window's tracking_loss.
+    Diverged candidates get a huge residual.
+    """
+    roll = simulate_frames(model, state0, actions, substeps, pool)
+    _, q, v = split_state(model, roll.states[:, 1:])
+    r = tracking_residual(model, q, v, qpos_ref[1:], qvel_ref[1:], w).reshape(actions.shape[0], -1)
+    r = np.concatenate([r, np.sqrt(w.effort) * actions.reshape(actions.shape[0], -1)], axis=1)
+    r[roll.diverged_frame >= 0] = 1e6
+    return r
+
+
+def _chained_jacobian(model, state0, u, qpos_ref, qvel_ref, substeps, w, pool, eps):
+    """d(window residual)/d(actions) from frame Jacobians, (m, W * nu)."""
+    W, nu = u.shape
+    n = 2 * model.nv
+    x = simulate_frames(model, state0, u, substeps, pool).states[0]
+    A, B = frame_jacobians(model, x[:-1], u, substeps, pool, eps)
+    _, Jr = residual_jacobian(model, x[1:], qpos_ref[1:], qvel_ref[1:], w)
+    J = np.zeros((W * n + W * nu, W * nu))
+    for j in range(W):
+        D = B[j]
+        for k in range(j, W):
+            if k > j:
+                D = A[k] @ D
+            J[k * n:(k + 1) * n, j * nu:(j + 1) * nu] = Jr[k] @ D
+    J[W * n:, :] = np.sqrt(w.effort) * np.eye(W * nu)
+    return J
+
+
+def gauss_newton_window(model, state0, actions, qpos_ref, qvel_ref, substeps, w, pool,
+                        iterations=5, jacobian="shooting", eps=1e-6):
+    """Levenberg-Marquardt (mujoco.minimize.least_squares) on one window.
+
+    state0 (nstate,); actions (W, nu) initial guess; qpos_ref (W+1, nq),
+    qvel_ref (W+1, nv) the window's reference frames (index 0 = start).
+    Returns (actions (W, nu), states (W+1, nstate), [start cost, end cost]).
+    """
+    W, nu = actions.shape
+
+    def residual(x):
+        return window_residual(model, state0, x.T.reshape(-1, W, nu), qpos_ref, qvel_ref,
+                               substeps, w, pool).T
+
+    jac = None
+    if jacobian == "chain":
+        def jac(x, r):
+            return _chained_jacobian(model, state0, x.reshape(W, nu), qpos_ref, qvel_ref,
+                                     substeps, w, pool, eps)
+    n = W * nu
+    x, trace = minimize.least_squares(
+        actions.reshape(-1), residual, bounds=(-np.ones(n), np.ones(n)), jacobian=jac,
+        eps=1e-4 if jacobian == "shooting" else 1e-6, max_iter=iterations, verbose=0)
+    u = x.reshape(W, nu)
+    states = simulate_frames(model, state0, u, substeps, pool).states[0]
+    return u, states, [float(2 * trace[0].objective), float(2 * trace[-1].objective)]
+
+
+def _receding_window(model, ref, init, p, w, pool, state0, t_start):
+    T = init.shape[0]
+    actions = init.copy()
+    history = []
+    state = state0
+    t0 = 0
+    window, commit = int(p["window_frames"]), int(p["commit_frames"])
+    while t0 < T:
+        Wn = min(window, T - t0)
+        if p["optimizer"] == "ilqr":
+            u, x, hist = ilqr_window(model, state, actions[t0:t0 + Wn], ref.qpos[t0:t0 + Wn + 1],
+                                     ref.qvel[t0:t0 + Wn + 1], ref.substeps, w, pool,
+                                     int(p["iterations"]), float(p["terminal_weight"]), float(p["fd_eps"]))
+        else:
+            u, x, hist = gauss_newton_window(model, state, actions[t0:t0 + Wn], ref.qpos[t0:t0 + Wn + 1],
+                                             ref.qvel[t0:t0 + Wn + 1], ref.substeps, w, pool,
+                                             int(p["iterations"]), p["jacobian"], float(p["fd_eps"]))
+        actions[t0:t0 + Wn] = u
+        step = Wn if t0 + Wn >= T else commit
+        state = x[step]
+        history.append({"iteration": len(history), "window_start": t0, "loss": hist[-1],
+                        "window_loss_start": hist[0], "window_iterations": len(hist) - 1,
+                        "seconds": time.perf_counter() - t_start})
+        t0 += step
+    return actions, history
+
+
+def _adam(model, ref, init, p, w, pool, state0, t_start):
+    lr = float(p["learning_rate"])
+    b1, b2, e = 0.9, 0.999, 1e-8
+    actions = init.copy()
+    m = np.zeros_like(actions)
+    v = np.zeros_like(actions)
+    best, best_loss = actions.copy(), np.inf
+    history = []
+    for it in range(1, int(p["iterations"]) + 1):
+        loss, grad, _ = loss_and_gradient(model, state0, actions, ref.qpos, ref.qvel, ref.substeps, w,
+                                          pool, float(p["fd_eps"]), centered=False)
+        if loss < best_loss:
+            best, best_loss = actions.copy(), loss
+        history.append({"iteration": it - 1, "loss": loss, "grad_norm": float(np.linalg.norm(grad)),
+                        "seconds": time.perf_counter() - t_start})
+        m = b1 * m + (1 - b1) * grad
+        v = b2 * v + (1 - b2) * grad ** 2
+        step = lr * (m / (1 - b1 ** it)) / (np.sqrt(v / (1 - b2 ** it)) + e)
+        actions = np.clip(actions - step, -1.0, 1.0)
+    return best, history
+
+
+def gradient(model, ref, params, init_actions=None, threads=1) -> MethodResult:
+    p = _params(params)
+    w = Weights.from_params(params)
+    pool = DataPool(model, threads)
+    init = pd_actions(model, ref.qpos, ref.qvel) if init_actions is None else np.array(init_actions, dtype=float)
+    state0 = reference_states(model, ref.qpos[:1], ref.qvel[:1], ref.frame_dt)[0]
+    t_start = time.perf_counter()
+    init_stats = _replay_stats(model, ref, init, w, pool, state0)
+    if p["optimizer"] == "adam":
+        actions, history = _adam(model, ref, init, p, w, pool, state0, t_start)
+    else:
+        actions, history = _receding_window(model, ref, init, p, w, pool, state0, t_start)
+    final = _replay_stats(model, ref, actions, w, pool, state0)
+    for row in history:
+        row.setdefault("err_full_rad", np.nan)
+    history.append({"iteration": len(history), "loss": final["loss"], "err_full_rad": final["err_full_rad"],
+                    "seconds": time.perf_counter() - t_start})
+    kept_init = final["loss"] > init_stats["loss"]
+    if kept_init:
+        actions = init
+    info = {"optimizer": p["optimizer"], "init_loss": init_stats["loss"], "final_loss": final["loss"],
+            "kept_init": bool(kept_init)}
+    return MethodResult(actions, history, {}, info)
