@@ -159,6 +159,23 @@ def test_panels_draw_history_and_invdyn_and_note_missing_data(results):
         plt.close(fig)
 
 
+def test_identical_replays_are_named(results, tmp_path):
+    # A warm start that did not move its init's actions replays identically
+    # and would hide the init's curve: the figure must say so.
+    copy = tmp_path / "copy.h5"
+    shutil.copy2(results / CLIP / "baseline.h5", copy)
+    runs = report.load_runs({"baseline": results / CLIP / "baseline.h5", "copy": copy,
+                             "zero_torque": results / CLIP / "zero_torque.h5"})
+    assert report.same_replay_as(runs) == {"copy": "baseline"}
+    fig, ax = plt.subplots()
+    try:
+        report.plot_joint_error(ax, runs)
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert any(lbl.startswith("copy") and "same replay as baseline" in lbl for lbl in labels)
+    finally:
+        plt.close(fig)
+
+
 def test_colours_are_fixed_per_method():
     assert report.method_color("baseline") == report.METHOD_COLORS["baseline"]
     colours = [report.method_color(m) for m in ("baseline", "feedback", "gradient", "mpc", "invdyn")]

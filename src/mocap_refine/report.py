@@ -447,12 +447,26 @@ def write_summary_markdown(summary_csv, out_md, methods=None, clips=None, out_ht
 # ---------------------------------------------------------------- clip figure
 
 def _log_axis(ax, which: str = "y") -> None:
-    """Log scale with readable plain-number ticks at 1, 2, 5 x 10^k."""
+    """Log scale with readable ticks: plain numbers at 1, 2, 5 x 10^k over
+    up to 3 decades, powers of ten beyond. Call after plotting (reads the
+    data limits)."""
     axis = ax.yaxis if which == "y" else ax.xaxis
     (ax.set_yscale if which == "y" else ax.set_xscale)("log")
-    axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    lo, hi = ax.get_ylim() if which == "y" else ax.get_xlim()
+    if lo > 0 and hi / lo <= 1e3:
+        axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    else:
+        axis.set_major_locator(ticker.LogLocator(base=10, numticks=8))
+        axis.set_major_formatter(ticker.LogFormatterSciNotation())
     axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _line_widths(n: int) -> list:
+    """Line width per method in drawing order: the first drawn is the
+    widest, so a later method with identical data (a warm start that did not
+    move) leaves its predecessor visible around it."""
+    return [1.4 + 3.6 * (n - 1 - k) / max(n - 1, 1) for k in range(n)]
 
 
 def _no_data(ax, text: str) -> None:
@@ -472,9 +486,27 @@ def _fate(run: MethodRun) -> str:
     return ", ".join(parts)
 
 
-def _replay_label(run: MethodRun) -> str:
-    fate = _fate(run)
-    return f"{run.method} ({fate})" if fate else run.method
+def same_replay_as(runs) -> dict:
+    """{method: earlier method} for replays identical to an earlier one (a
+    warm-started method that did not change its init's actions): its curve
+    hides the earlier one, so the figure says so."""
+    out = {}
+    drawn = [r for r in runs if r.has_replay]
+    for k, run in enumerate(drawn):
+        for prev in drawn[:k]:
+            if prev.replay_qpos.shape == run.replay_qpos.shape and np.array_equal(
+                    prev.replay_qpos, run.replay_qpos, equal_nan=True):
+                out[run.method] = prev.method
+                break
+    return out
+
+
+def _replay_label(run: MethodRun, same: dict | None = None) -> str:
+    parts = [_fate(run)]
+    if same and run.method in same:
+        parts.append(f"same replay as {same[run.method]}")
+    text = "; ".join(p for p in parts if p)
+    return f"{run.method} ({text})" if text else run.method
 
 
 ERR_FLOOR_RAD = 1e-4  # log axis: exact frames (error 0) are drawn at this floor
@@ -490,12 +522,13 @@ def plot_joint_error(ax, runs) -> dict:
     if not drawn:
         _no_data(ax, "no data: no method has a replay")
         return marked
-    for run in drawn:
+    same = same_replay_as(drawn)
+    for run, lw in zip(drawn, _line_widths(len(drawn))):
         err = run.joint_err.mean(axis=1)
         frames = np.arange(err.shape[0])
         color = method_color(run.method)
-        ax.plot(frames[1:], np.maximum(err[1:], ERR_FLOOR_RAD), color=color, lw=1.8,
-                label=_replay_label(run))
+        ax.plot(frames[1:], np.maximum(err[1:], ERR_FLOOR_RAD), color=color, lw=lw,
+                label=_replay_label(run, same))
         fall = run.fall_frame
         if 0 <= fall < err.shape[0]:
             ax.axvline(fall, color=color, ls="--", lw=1.0, alpha=0.8)
@@ -528,10 +561,10 @@ def plot_root_path(ax, runs) -> None:
     ref = drawn[0].ref_qpos
     ax.plot(ref[:, 0], ref[:, 1], color=REFERENCE_COLOR, ls="--", lw=2.2, label="reference")
     ax.plot(ref[0, 0], ref[0, 1], "o", color=REFERENCE_COLOR, ms=7)
-    for run in drawn:
+    for run, lw in zip(drawn, _line_widths(len(drawn))):
         q = run.replay_qpos
         color = method_color(run.method)
-        ax.plot(q[:, 0], q[:, 1], color=color, lw=1.6, label=run.method)
+        ax.plot(q[:, 0], q[:, 1], color=color, lw=lw, label=run.method)
         if 0 <= run.fall_frame < q.shape[0]:
             ax.plot(q[run.fall_frame, 0], q[run.fall_frame, 1], "v", color=color, ms=9, mec="black")
     ax.set_aspect("equal", adjustable="datalim")
@@ -646,6 +679,7 @@ def plot_status(ax, runs) -> None:
     """Text panel: one line per method with its status, in its colour."""
     ax.set_axis_off()
     ax.set_title("Methods")
+    same = same_replay_as(runs)
     n = max(len(runs), 1)
     for k, run in enumerate(runs):
         if is_ok(run.status):
@@ -658,6 +692,8 @@ def plot_status(ax, runs) -> None:
             state = "FAILED: no result"
         err = run.attrs.get("err50_rad")
         extra = f"\nerr50 {float(err):.3g} rad" if err is not None else ""
+        if run.method in same:
+            extra += f", same replay as {same[run.method]}"
         ax.text(0.02, 1 - (k + 0.5) / n, f"{run.method}: {state}{extra}", transform=ax.transAxes,
                 color=method_color(run.method), fontsize=10, va="center", fontweight="bold")
 
@@ -798,8 +834,9 @@ def _wall_time_bars(ax, table, methods) -> None:
     ax.set_xticklabels(methods, rotation=30, ha="right")
     pos = totals[np.isfinite(totals) & (totals > 0)]
     if len(pos) and pos.max() / pos.min() > 20:
-        _log_axis(ax)
+        ax.set_yscale("log")
         ax.set_ylim(pos.min() / 3, pos.max() * 10)
+        _log_axis(ax)
     else:
         ax.set_ylim(0, (pos.max() if len(pos) else 1) * 1.35)
     ax.set_ylabel("wall time summed over clips (s)")
