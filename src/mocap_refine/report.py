@@ -139,14 +139,17 @@ def load_run(path, method: str | None = None) -> MethodRun:
     """Read results/{clip}/{method}.h5. A missing or unreadable file gives a
     MethodRun with status "failed: ..." and no arrays, never an exception."""
     path = Path(path)
-    method = method or path.stem
+    # The caller's name wins (the configured method the file stands for);
+    # otherwise the file's own attribute, then its stem.
+    given = method
+    method = given or path.stem
     if not path.is_file():
         return MethodRun(method, path, f"{MISSING_STATUS} ({path.name} missing)")
     try:
         with h5py.File(path, "r") as f:
             attrs = {k: _attr(v) for k, v in f.attrs.items()}
             run = MethodRun(
-                method=str(attrs.get("method", method)), path=path,
+                method=str(given or attrs.get("method", method)), path=path,
                 status=str(attrs.get("status", "ok")),
                 frame_dt=float(attrs.get("frame_dt", float("nan"))),
                 fall_frame=int(attrs.get("fall_frame", -1)),
