@@ -1,0 +1,356 @@
+"""Inverse dynamics: the actions a reference trajectory needs, frame by frame,
+and the residual root wrench that measures how physically impossible it is.
+
+Two stages:
+
+1. Discrete inverse dynamics (``mj_inverse`` with MuJoCo's
+   ``mjENBL_INVDISCRETE`` flag) on the reference, at the physics timestep.
+   With that flag ``mj_inverse`` inverts the integrator's own step (for
+   implicitfast: the implicit joint damping), so for one physics step per
+   frame it recovers the simulator's controls exactly (to ~1e-12, checked in
+   tests/test_invdyn.py). The frame-level acceleration is
+   (qvel[t+1] - qvel[t]) / frame_dt. Its free-joint part is the root wrench
+   stored per frame, computed with and without ground contact.
+
+2. The frame solve (``frame_solve: true``). A frame spans `substeps` physics
+   steps with the action held constant, so stage 1 at one instant cannot see
+   inside the frame. For each frame t we solve for the constant action that
+   carries the reference state of frame t to the reference state of frame
+   t+1 in the actuated DoFs (qpos in the tangent space and qvel): bounded
+   Gauss-Newton on the frame map, started from stage 1's torques, Jacobian by
+   forward finite differences from one batched ``simulate_frames`` call, step
+   by bounded linear least squares (actions stay in [-1, 1]), backtracking
+   line search. The root is unactuated, so on real mocap a residual remains:
+   ``invdyn/frame_residual``.
+
+Where each frame's solve starts (param ``start``):
+    reference (default): from the reference state at frame t. This is the
+        honest inverse dynamics: "what would each frame need", independent of
+        what happened before; frames are independent and solved in one batch.
+        Open-loop replay of these actions drifts as soon as one frame's
+        residual is non-zero, which is the point of the diagnostic.
+    simulated: from the simulated state reached by the already-solved
+        actions (a sequential, tracking-like forward pass: a one-frame
+        deadbeat controller). Same known answer on simulator-made data.
+
+Datasets (T = frames - 1):
+    invdyn/root_wrench            (T, 6) force (N, world) and torque (N m,
+                                  world axes, about the root origin) the free
+                                  joint would need, with ground contact
+    invdyn/root_wrench_nocontact  (T, 6) the same with contacts disabled
+    invdyn/contact_force          (T, 3) total ground force on the body (N,
+                                  world), from stage 1 with contact
+    invdyn/torque_inverse         (T, nu) stage 1 actuator torques (N m),
+                                  before clipping and the frame solve
+    invdyn/frame_residual         (T, 2) RMS over the 28 actuated DoFs of the
+                                  frame solve's error at t+1: qpos (rad) and
+                                  qvel (rad/s)
+"""
+
+from __future__ import annotations
+
+import copy
+
+import mujoco
+import numpy as np
+from scipy.optimize import lsq_linear
+from scipy.signal import butter, filtfilt
+
+from ..clip import finite_difference_qvel
+from ..model import layout
+from ..objective import qpos_difference
+from ..reference import Reference
+from ..sim import DataPool, make_state, simulate_frames, split_state
+from . import MethodResult
+
+SMOOTHING = ("none", "butterworth")
+STARTS = ("reference", "simulated")
+DEFAULTS = {
+    "smoothing": "none",
+    "smoothing_cutoff_hz": 6.0,
+    "frame_solve": True,
+    "start": "reference",
+    "solve_iterations": 12,
+}
+# Central-difference steps (normalised action units) the frame solve moves
+# between: from 1e-6 (1e-4 N m at a 100 N m limit: far above the solver's
+# 1e-10 tolerance noise, so the slope of one smooth piece of the frame map
+# to ~1e-10) up to 3e-2 (the slope across the small jumps contact onsets
+# cause; see _solve_chunk).
+FD_LADDER = (1e-6, 1e-4, 1e-3, 1e-2, 3e-2)
+FD_START = 1e-2
+# Frames per batched rollout: (nu + 1) rollouts per frame, so ~1000 rollouts
+# (about 12 MB of substep states at 20 substeps) per call.
+CHUNK_FRAMES = 36
+LINE_SEARCH = (1.0, 0.5, 0.25, 0.1)
+STEP_TOL = 1e-12
+
+
+# ---------------------------------------------------------------- params
+
+def _params(params: dict | None) -> dict:
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"invdyn: unknown parameter(s) {unknown}; known: {sorted(DEFAULTS)}")
+    p = {**DEFAULTS, **params}
+    if p["smoothing"] not in SMOOTHING:
+        raise ValueError(f"invdyn: smoothing must be one of {SMOOTHING}, got {p['smoothing']!r}")
+    if p["start"] not in STARTS:
+        raise ValueError(f"invdyn: start must be one of {STARTS}, got {p['start']!r}")
+    if not float(p["smoothing_cutoff_hz"]) > 0:
+        raise ValueError(f"invdyn: smoothing_cutoff_hz must be > 0, got {p['smoothing_cutoff_hz']!r}")
+    if int(p["solve_iterations"]) < 0:
+        raise ValueError(f"invdyn: solve_iterations must be >= 0, got {p['solve_iterations']!r}")
+    if not isinstance(p["frame_solve"], (bool, np.bool_)):
+        raise ValueError(f"invdyn: frame_solve must be true or false, got {p['frame_solve']!r}")
+    return p
+
+
+# ---------------------------------------------------------------- smoothing
+
+def smooth_qpos(model: mujoco.MjModel, qpos: np.ndarray, frame_dt: float,
+                cutoff_hz: float, order: int = 2) -> np.ndarray:
+    """Zero-phase low-pass Butterworth filter of a trajectory, (N, nq) -> (N, nq).
+
+    The standard filter for human motion capture (Winter, Biomechanics and
+    Motor Control of Human Movement: 4th-order zero-lag Butterworth, cutoff
+    around 6 Hz): a 2nd-order Butterworth run forward and backward
+    (``filtfilt``), so the effective order is 4 and there is no phase lag.
+    Positions are filtered per coordinate; quaternions are first made
+    sign-continuous (q and -q are the same rotation), filtered per component
+    and renormalised, which is accurate for the small frame-to-frame
+    rotations of mocap.
+    """
+    nyquist = 0.5 / frame_dt
+    if not 0 < cutoff_hz < nyquist:
+        raise ValueError(f"smoothing_cutoff_hz {cutoff_hz} must lie in (0, {nyquist:g}) Hz, "
+                         f"the Nyquist frequency of a {frame_dt:.6g} s frame")
+    q = np.array(qpos, dtype=float)
+    N = q.shape[0]
+    if N < 4:
+        return q
+    free, ball = int(mujoco.mjtJoint.mjJNT_FREE), int(mujoco.mjtJoint.mjJNT_BALL)
+    quat_adr = [int(model.jnt_qposadr[j]) + (3 if int(model.jnt_type[j]) == free else 0)
+                for j in range(model.njnt) if int(model.jnt_type[j]) in (free, ball)]
+    for a in quat_adr:
+        quat = q[:, a:a + 4]
+        flip = np.cumprod(np.where(np.sum(quat[1:] * quat[:-1], axis=1) < 0, -1.0, 1.0))
+        quat[1:] *= flip[:, None]
+    b, a_coef = butter(order, cutoff_hz / nyquist)
+    padlen = min(3 * max(len(a_coef), len(b)), N - 1)
+    out = filtfilt(b, a_coef, q, axis=0, padlen=padlen)
+    for a in quat_adr:
+        out[:, a:a + 4] /= np.linalg.norm(out[:, a:a + 4], axis=1, keepdims=True)
+    return out
+
+
+# ---------------------------------------------------------------- stage 1
+
+def _with_flags(model: mujoco.MjModel, contacts: bool) -> mujoco.MjModel:
+    m = copy.deepcopy(model)
+    m.opt.enableflags |= int(mujoco.mjtEnableBit.mjENBL_INVDISCRETE)
+    if not contacts:
+        m.opt.disableflags |= int(mujoco.mjtDisableBit.mjDSBL_CONTACT)
+    return m
+
+
+def discrete_inverse(model: mujoco.MjModel, qpos: np.ndarray, qvel: np.ndarray, frame_dt: float,
+                     contacts: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Discrete inverse dynamics per frame.
+
+    qpos (N, nq), qvel (N, nv) -> qfrc_inverse (N-1, nv) (N or N m per DoF,
+    MuJoCo's generalised forces: free joint force in world axes, torque in
+    root-local axes), root_wrench (N-1, 6) (force N and torque N m, both in
+    world axes, about the root origin) and contact_force (N-1, 3) total
+    ground force on the body (N, world). Frame t uses the state of frame t
+    and the acceleration (qvel[t+1] - qvel[t]) / frame_dt, at the model's
+    physics timestep with ``mjENBL_INVDISCRETE`` so the integrator's implicit
+    terms are inverted as well.
+    """
+    m = _with_flags(model, contacts)
+    d = mujoco.MjData(m)
+    T = qpos.shape[0] - 1
+    qfrc = np.zeros((T, model.nv))
+    wrench = np.zeros((T, 6))
+    contact = np.zeros((T, 3))
+    f6 = np.zeros(6)
+    for t in range(T):
+        d.qpos[:] = qpos[t]
+        d.qvel[:] = qvel[t]
+        d.qacc[:] = (qvel[t + 1] - qvel[t]) / frame_dt
+        mujoco.mj_inverse(m, d)
+        qfrc[t] = d.qfrc_inverse
+        rot = np.empty(9)
+        mujoco.mju_quat2Mat(rot, qpos[t, 3:7])
+        wrench[t, :3] = d.qfrc_inverse[:3]
+        wrench[t, 3:] = rot.reshape(3, 3) @ d.qfrc_inverse[3:6]
+        for i in range(d.ncon):
+            con = d.contact[i]
+            mujoco.mj_contactForce(m, d, i, f6)
+            # Contact frame rows: normal (from geom1 to geom2), tangents; the
+            # force is the one geom1 exerts on geom2. Sign it onto the body.
+            world = con.frame.reshape(3, 3).T @ f6[:3]
+            body_is_geom2 = m.geom_bodyid[con.geom2] != 0
+            contact[t] += world if body_is_geom2 else -world
+    return qfrc, wrench, contact
+
+
+# ---------------------------------------------------------------- stage 2
+
+def _frame_residual(model, lay, states_end, qpos_target, qvel_target, frame_dt):
+    """(..., nstate) end states vs targets -> (..., 2 * n_act) residual in
+    rad/s: actuated tangent qpos error / frame_dt, actuated qvel error."""
+    _, qp, qv = split_state(model, states_end)
+    dq = qpos_difference(model, qp, np.broadcast_to(qpos_target, qp.shape))[..., lay.actuator_dof]
+    dv = (qv - qvel_target)[..., lay.actuator_dof]
+    return np.concatenate([dq / frame_dt, dv], axis=-1)
+
+
+def solve_frames(model: mujoco.MjModel, states0: np.ndarray, qpos_target: np.ndarray,
+                 qvel_target: np.ndarray, actions0: np.ndarray, substeps: int, frame_dt: float,
+                 pool: DataPool, iterations: int = 12) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame, the constant action in [-1, 1] that best carries states0[f]
+    to (qpos_target[f], qvel_target[f]) in the actuated DoFs.
+
+    states0 (F, nstate), qpos_target (F, nq), qvel_target (F, nv),
+    actions0 (F, nu) start -> actions (F, nu), residual (F, 2 * n_act)
+    (rad/s, see _frame_residual) and end states (F, nstate) of the returned
+    actions. Frames are independent and solved together, chunked so that each
+    Jacobian is one batched simulate_frames call of (nu + 1) rollouts per
+    frame.
+    """
+    F = states0.shape[0]
+    actions = np.clip(np.array(actions0, dtype=float), -1.0, 1.0)
+    residual = [np.zeros((0, 2 * model.nu))]
+    end = np.zeros_like(states0)
+    for lo in range(0, F, CHUNK_FRAMES):
+        sl = slice(lo, min(F, lo + CHUNK_FRAMES))
+        actions[sl], r, end[sl] = _solve_chunk(
+            model, states0[sl], qpos_target[sl], qvel_target[sl], actions[sl],
+            substeps, frame_dt, pool, iterations)
+        residual.append(r)
+    return actions, np.concatenate(residual), end
+
+
+def _solve_chunk(model, states0, qpos_t, qvel_t, actions, substeps, frame_dt, pool, iterations):
+    lay = layout(model)
+    nu = model.nu
+    F = states0.shape[0]
+
+    def evaluate(idx, acts):
+        """acts (n, k, nu) for frames idx -> residuals (n, k, n_res), end states."""
+        n, k = acts.shape[:2]
+        out = simulate_frames(model, np.repeat(states0[idx], k, axis=0), acts.reshape(n * k, 1, nu),
+                              substeps, pool)
+        end = out.states[:, 1].reshape(n, k, -1)
+        return _frame_residual(model, lay, end, qpos_t[idx][:, None], qvel_t[idx][:, None], frame_dt), end
+
+    everything = np.arange(F)
+    r, end = evaluate(everything, actions[:, None])
+    r, end = r[:, 0], end[:, 0]
+    cost = np.sum(r ** 2, axis=1)
+    active = np.ones(F, dtype=bool)
+    level = np.full(F, FD_LADDER.index(FD_START))
+    eye = np.eye(nu)
+    for _ in range(iterations):
+        idx = np.nonzero(active)[0]
+        if idx.size == 0:
+            break
+        n = idx.size
+        a = actions[idx]
+        h = np.array(FD_LADDER)[level[idx]][:, None, None] * eye
+        # Central differences with a per-frame step that shrinks with the
+        # Gauss-Newton steps (continuation). Contacts switching on and off
+        # inside a frame make the frame map piecewise smooth with tiny jumps,
+        # so a small step reads the slope of one tiny piece; a large step
+        # reads the slope across many, which is what moves a far iterate.
+        # The simulator clamps ctrl to [-1, 1], hence the clipped sides.
+        up = np.minimum(a[:, None, :] + h, 1.0)                                   # (n, nu, nu)
+        down = np.maximum(a[:, None, :] - h, -1.0)
+        r_pm, _ = evaluate(idx, np.concatenate([up, down], axis=1))
+        width = np.diagonal(up - down, axis1=1, axis2=2)                         # (n, nu)
+        jac = (r_pm[:, :nu] - r_pm[:, nu:]) / width[..., None]                   # (n, nu, n_res)
+        steps = np.zeros((n, nu))
+        for k, f in enumerate(idx):
+            steps[k] = lsq_linear(jac[k].T, -r[f], bounds=(-1.0 - a[k], 1.0 - a[k]), method="bvls").x
+        cand = np.clip(a[:, None, :] + np.array(LINE_SEARCH)[None, :, None] * steps[:, None, :], -1.0, 1.0)
+        r_c, end_c = evaluate(idx, cand)
+        cost_c = np.sum(r_c ** 2, axis=2)
+        best = np.argmin(cost_c, axis=1)
+        for k, f in enumerate(idx):
+            b = best[k]
+            if cost_c[k, b] < cost[f]:
+                moved = np.abs(cand[k, b] - actions[f]).max()
+                actions[f], r[f], end[f], cost[f] = cand[k, b], r_c[k, b], end_c[k, b], cost_c[k, b]
+                # Near convergence the small difference step gives the
+                # exact slope of the current piece.
+                level[f] = min(level[f], int(np.searchsorted(FD_LADDER, 0.3 * moved)))
+                if moved < STEP_TOL:
+                    active[f] = False
+            elif level[f] + 1 < len(FD_LADDER):
+                # Stalled: the iterate may sit at the minimum of a piece that
+                # does not hold the solution. A wider difference step reads
+                # the slope across the neighbouring pieces and steps over.
+                level[f] += 1
+            else:
+                active[f] = False
+    return actions, r, end
+
+
+# ---------------------------------------------------------------- method
+
+def invdyn(model: mujoco.MjModel, ref: Reference, params: dict | None = None,
+           init_actions: np.ndarray | None = None, threads: int = 1) -> MethodResult:
+    """Actions (T, nu) from inverse dynamics of the reference (see the module
+    docstring). params: smoothing (none | butterworth), smoothing_cutoff_hz,
+    frame_solve (bool), start (reference | simulated), solve_iterations.
+    init_actions is ignored (inverse dynamics needs no warm start)."""
+    p = _params(params)
+    lay = layout(model)
+    qpos, qvel = ref.qpos, ref.qvel
+    if p["smoothing"] == "butterworth":
+        qpos = smooth_qpos(model, qpos, ref.frame_dt, float(p["smoothing_cutoff_hz"]))
+        qvel = finite_difference_qvel(model, qpos, ref.frame_dt)
+    T = qpos.shape[0] - 1
+    qfrc, wrench, contact = discrete_inverse(model, qpos, qvel, ref.frame_dt, contacts=True)
+    _, wrench_free, _ = discrete_inverse(model, qpos, qvel, ref.frame_dt, contacts=False)
+    torque = qfrc[:, lay.actuator_dof]
+    actions = np.clip(torque / lay.torque_limit, -1.0, 1.0)
+    pool = DataPool(model, threads)
+    states = np.stack([make_state(model, qpos[t], qvel[t], t * ref.frame_dt) for t in range(T + 1)])
+    # Without the solve the iteration count 0 only evaluates the residual of
+    # the inverse-dynamics actions, so the diagnostic exists either way.
+    iters = int(p["solve_iterations"]) if p["frame_solve"] else 0
+    if p["start"] == "reference" or not p["frame_solve"]:
+        actions, residual, _ = solve_frames(model, states[:-1], qpos[1:], qvel[1:], actions,
+                                            ref.substeps, ref.frame_dt, pool, iters)
+    else:
+        residual = np.zeros((T, 2 * model.nu))
+        state = states[0]
+        for t in range(T):
+            a, r, end = solve_frames(model, state[None], qpos[t + 1:t + 2], qvel[t + 1:t + 2],
+                                     actions[t:t + 1], ref.substeps, ref.frame_dt, pool, iters)
+            actions[t], residual[t], state = a[0], r[0], end[0]
+    n = model.nu
+    frame_residual = np.stack([
+        np.sqrt(np.mean((residual[:, :n] * ref.frame_dt) ** 2, axis=1)),
+        np.sqrt(np.mean(residual[:, n:] ** 2, axis=1)),
+    ], axis=1)
+    body_weight = float(np.sum(model.body_mass) * np.linalg.norm(model.opt.gravity))
+    info = {
+        "body_weight_n": body_weight,
+        "root_force_nocontact_mean_n": float(np.linalg.norm(wrench_free[:, :3], axis=1).mean()) if T else 0.0,
+        "root_force_mean_n": float(np.linalg.norm(wrench[:, :3], axis=1).mean()) if T else 0.0,
+        "frame_residual_qpos_max_rad": float(frame_residual[:, 0].max()) if T else 0.0,
+        "frame_residual_columns": ["qpos_rms_rad", "qvel_rms_rad_s"],
+        "root_wrench_columns": ["fx_n", "fy_n", "fz_n", "tx_nm", "ty_nm", "tz_nm"],
+    }
+    datasets = {
+        "invdyn/root_wrench": wrench,
+        "invdyn/root_wrench_nocontact": wrench_free,
+        "invdyn/contact_force": contact,
+        "invdyn/torque_inverse": torque,
+        "invdyn/frame_residual": frame_residual,
+    }
+    return MethodResult(actions, [], datasets, info)

@@ -1,0 +1,195 @@
+"""Inverse dynamics: known answers on simulator-made trajectories.
+
+The generator's trajectories are the simulator's own states under known
+per-frame actions, so inverse dynamics has an exact answer to find.
+"""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from mocap_refine.generate import generate_trajectory, standing_qpos, write_generated_clip
+from mocap_refine.methods.invdyn import invdyn, smooth_qpos, solve_frames
+from mocap_refine.metrics import joint_errors
+from mocap_refine.model import load_model
+from mocap_refine.pipeline import compute_actions, prepare
+from mocap_refine.reference import Reference
+from mocap_refine.sim import DataPool, make_state, simulate_frames, split_state
+
+BODY_MASS_KG = 45.0     # DEEPMIMIC_FACTS.md: sum of the 15 link masses
+
+
+def _reference(gen) -> Reference:
+    return Reference(gen.qpos, gen.qvel, gen.frame_dt, gen.physics_dt, gen.substeps)
+
+
+def _replay_joint_err(model, gen, actions) -> float:
+    state0 = make_state(model, gen.qpos[0], gen.qvel[0])
+    out = simulate_frames(model, state0, actions, gen.substeps)
+    _, qpos, _ = split_state(model, out.states[0])
+    return float(joint_errors(model, qpos, gen.qpos).max())
+
+
+@pytest.fixture(scope="module")
+def one_substep():
+    """0.3 s with one physics step per frame (600 frames/s), with contact."""
+    gen = generate_trajectory(seconds=0.3, frame_dt=1 / 600, physics_hz=600, seed=0)
+    assert gen.substeps == 1
+    model = load_model(gen.physics_dt)
+    return gen, model, invdyn(model, _reference(gen), {"frame_solve": False})
+
+
+def test_discrete_inverse_dynamics_is_exact_for_one_substep(one_substep):
+    # mj_inverse with mjENBL_INVDISCRETE inverts one implicitfast step
+    # exactly: the generator's actions come back (to the contact solver's
+    # 1e-10 tolerance), including frames with ground contact.
+    gen, model, res = one_substep
+    assert np.abs(gen.actions).max() < 1.0, "a saturated action would be recovered by clipping, not by the inverse"
+    contact = res.datasets["invdyn/contact_force"]
+    assert (contact[:, 2] > 100.0).mean() > 0.5, "the trajectory must be in ground contact"
+    np.testing.assert_allclose(res.actions, gen.actions, atol=1e-7, rtol=0)
+    assert _replay_joint_err(model, gen, res.actions) < 1e-6
+
+
+def test_root_wrench_is_zero_on_simulated_motion_and_contact_accounts_for_the_rest(one_substep):
+    # The simulator moved the body with its actuators and ground contact
+    # only, so the free joint needed nothing (to 1e-5 N against ~1 kN
+    # contact forces). Without contact the root must supply exactly the
+    # ground force instead.
+    gen, model, res = one_substep
+    wrench = res.datasets["invdyn/root_wrench"]
+    free = res.datasets["invdyn/root_wrench_nocontact"]
+    contact = res.datasets["invdyn/contact_force"]
+    assert wrench.shape == free.shape == (gen.actions.shape[0], 6)
+    assert np.abs(wrench).max() < 1e-4
+    np.testing.assert_allclose(free[:, :3], contact, atol=1e-4)
+    assert free[:, 2].max() > 400.0
+
+
+def test_root_wrench_without_contact_on_a_standing_pose_is_body_weight():
+    model = load_model(1 / 600)
+    q = standing_qpos(model)
+    n = 5
+    ref = Reference(np.repeat(q[None], n, 0), np.zeros((n, model.nv)), 1 / 30, 1 / 600, 20)
+    res = invdyn(model, ref, {"frame_solve": False})
+    weight = BODY_MASS_KG * 9.81
+    assert res.info["body_weight_n"] == pytest.approx(weight, rel=1e-9)
+    free = res.datasets["invdyn/root_wrench_nocontact"]
+    np.testing.assert_allclose(free[:, 2], weight, rtol=1e-9)
+    np.testing.assert_allclose(free[:, :2], 0.0, atol=1e-9)
+
+
+def test_frame_solve_finds_the_exact_action_inside_each_frame():
+    # 20 physics steps per frame: mj_inverse at the frame boundary is off by
+    # O(1) in normalised units here, and the frame solve must find the
+    # constant action that carries frame t to t+1. Started within 1e-4 of the
+    # answer (inside the smooth piece of the frame map that holds it; 1e-3 is
+    # already outside on some frames) it converges to it on every frame. See
+    # the xfail below for the start from inverse dynamics.
+    gen = generate_trajectory(seconds=0.3, frame_dt=1 / 30, seed=0)
+    assert gen.substeps == 20 and np.abs(gen.actions).max() < 1.0
+    model = load_model(gen.physics_dt)
+    states = np.stack([make_state(model, q, v) for q, v in zip(gen.qpos, gen.qvel)])
+    rng = np.random.default_rng(0)
+    start = gen.actions + 1e-4 * rng.standard_normal(gen.actions.shape)
+    actions, residual, _ = solve_frames(model, states[:-1], gen.qpos[1:], gen.qvel[1:], start,
+                                        gen.substeps, gen.frame_dt, DataPool(model, 2))
+    np.testing.assert_allclose(actions, gen.actions, atol=1e-9, rtol=0)
+    assert np.abs(residual).max() < 1e-8
+    assert _replay_joint_err(model, gen, actions) < 1e-6
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "frame map is discontinuous: ground contacts switch on and off between substeps "
+    "(box feet chatter, a contact onset removes ~70% of the approach speed in one 1/600 s "
+    "step), so the end state of a frame jumps when an impact moves by one substep; "
+    "Gauss-Newton from mj_inverse's torques lands in a neighbouring piece on about half "
+    "the frames (measured: 7/15 exact at 1/30 s, 80/90 at 1/300 s)"))
+def test_invdyn_recovers_generated_actions_over_multi_substep_frames():
+    gen = generate_trajectory(seconds=0.5, frame_dt=1 / 30, seed=0)
+    model = load_model(gen.physics_dt)
+    res = invdyn(model, _reference(gen), {}, None, 2)
+    np.testing.assert_allclose(res.actions, gen.actions, atol=1e-6, rtol=0)
+    assert _replay_joint_err(model, gen, res.actions) < 1e-6
+
+
+def test_frame_solve_reduces_the_single_frame_error_of_inverse_dynamics():
+    gen = generate_trajectory(seconds=0.3, frame_dt=1 / 30, seed=1)
+    model = load_model(gen.physics_dt)
+    ref = _reference(gen)
+    plain = invdyn(model, ref, {"frame_solve": False})
+    solved = invdyn(model, ref, {"solve_iterations": 6}, None, 2)
+    before = plain.datasets["invdyn/frame_residual"]
+    after = solved.datasets["invdyn/frame_residual"]
+    assert after.shape == before.shape == (gen.actions.shape[0], 2)
+    # The solve only accepts steps that lower each frame's residual.
+    assert np.all(np.sum(after ** 2, 1) <= np.sum(before ** 2, 1) + 1e-12)
+    assert after[:, 0].mean() < 0.2 * before[:, 0].mean()
+
+
+def test_start_from_simulated_state_tracks_the_known_answer():
+    gen = generate_trajectory(seconds=0.2, frame_dt=1 / 30, seed=0)
+    model = load_model(gen.physics_dt)
+    res = invdyn(model, _reference(gen), {"start": "simulated", "solve_iterations": 6}, None, 2)
+    ref_res = invdyn(model, _reference(gen), {"solve_iterations": 6}, None, 2)
+    # Both forms solve the same first frame from the same state.
+    np.testing.assert_allclose(res.actions[0], ref_res.actions[0], atol=1e-12)
+    assert res.actions.shape == gen.actions.shape
+
+
+def test_smoothing_keeps_smooth_motion_and_removes_noise():
+    model = load_model(1 / 600)
+    n, dt = 120, 1 / 30
+    t = np.arange(n) * dt
+    q = np.repeat(standing_qpos(model)[None], n, 0)
+    knee = model.jnt_qposadr[model.joint("right_knee").id]
+    chest = model.jnt_qposadr[model.joint("chest").id]
+    q[:, knee] = -0.6 + 0.4 * np.sin(2 * np.pi * 1.0 * t)
+    half = 0.3 * np.sin(2 * np.pi * 0.7 * t) / 2
+    q[:, chest:chest + 4] = np.stack([np.cos(half), np.sin(half), 0 * half, 0 * half], 1)
+    q[:, 0] = 0.5 * t
+    smooth = smooth_qpos(model, q, dt, 6.0)
+    # A 1 Hz motion passes a 6 Hz zero-lag filter almost untouched (the
+    # edges are included: filtfilt's odd extension keeps them).
+    assert joint_errors(model, smooth, q).max() < 2e-3
+    assert np.abs(smooth[:, 0] - q[:, 0]).max() < 1e-3
+    rng = np.random.default_rng(0)
+    noisy = q.copy()
+    noisy[:, knee] += 0.03 * rng.standard_normal(n)
+    err_noisy = np.abs(noisy[:, knee] - q[:, knee]).mean()
+    err_smooth = np.abs(smooth_qpos(model, noisy, dt, 6.0)[:, knee] - q[:, knee]).mean()
+    # White noise sampled at 30 Hz spreads evenly up to 15 Hz; a 6 Hz cutoff
+    # keeps about sqrt(6 / 15) = 0.63 of its amplitude.
+    assert err_smooth < 0.72 * err_noisy
+
+
+def test_bad_parameters_are_rejected():
+    gen = generate_trajectory(seconds=0.1, frame_dt=1 / 30, seed=0)
+    model = load_model(gen.physics_dt)
+    ref = _reference(gen)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        invdyn(model, ref, {"smothing": "none"})
+    with pytest.raises(ValueError, match="smoothing must be one of"):
+        invdyn(model, ref, {"smoothing": "savgol"})
+    with pytest.raises(ValueError, match="Nyquist"):
+        invdyn(model, ref, {"smoothing": "butterworth", "smoothing_cutoff_hz": 20.0})
+    with pytest.raises(ValueError, match="start must be one of"):
+        invdyn(model, ref, {"start": "middle"})
+
+
+def test_pipeline_writes_invdyn_datasets(tmp_path):
+    clip = tmp_path / "gen.txt"
+    write_generated_clip(clip, seconds=0.2, frame_dt=1 / 30, seed=0)
+    prepare(clip, tmp_path / "reference.h5", tmp_path / "diagnostics.csv")
+    out = tmp_path / "invdyn.h5"
+    compute_actions(tmp_path / "reference.h5", "invdyn", {"solve_iterations": 2}, out, threads=2)
+    with h5py.File(out, "r") as f:
+        T = f["actions"].shape[0]
+        for name, width in (("root_wrench", 6), ("root_wrench_nocontact", 6), ("contact_force", 3),
+                            ("frame_residual", 2), ("torque_inverse", 28)):
+            assert f[f"invdyn/{name}"].shape == (T, width)
+        assert f.attrs["body_weight_n"] == pytest.approx(BODY_MASS_KG * 9.81)
+        assert np.abs(f["actions"][()]).max() <= 1.0
