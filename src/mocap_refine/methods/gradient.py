@@ -264,6 +264,26 @@ def gauss_newton_window(model, state0, actions, qpos_ref, qvel_ref, substeps, w,
     return u, states, [float(2 * trace[0].objective), float(2 * trace[-1].objective)]
 
 
+def _window_guess(model, state, warm, held, n_fresh, ref, t0, w, pool):
+    """Initial guess for a window: the warm start (init actions, with the
+    previous window's optimised overlap), or the same with the frames new to
+    this window holding the last committed action, or with zeros; whichever
+    has the lowest window loss. A poor warm start (the PD baseline falls and
+    can diverge within a window) then cannot trap the solver in a diverged
+    rollout whose finite-difference Jacobian is zero."""
+    Wn = warm.shape[0]
+    cands = [warm]
+    fresh = slice(max(Wn - n_fresh, 0), Wn) if held is not None else slice(0, Wn)
+    for fill in ([held] if held is not None else []) + [np.zeros(model.nu)]:
+        c = warm.copy()
+        c[fresh] = fill
+        cands.append(c)
+    cands = np.stack(cands)
+    r = window_residual(model, state, cands, ref.qpos[t0:t0 + Wn + 1], ref.qvel[t0:t0 + Wn + 1],
+                        ref.substeps, w, pool)
+    return cands[int(np.argmin(np.sum(r ** 2, axis=1)))]
+
+
 def _receding_window(model, ref, init, p, w, pool, state0, t_start):
     T = init.shape[0]
     actions = init.copy()
@@ -271,8 +291,11 @@ def _receding_window(model, ref, init, p, w, pool, state0, t_start):
     state = state0
     t0 = 0
     window, commit = int(p["window_frames"]), int(p["commit_frames"])
+    held = None
     while t0 < T:
         Wn = min(window, T - t0)
+        guess = _window_guess(model, state, actions[t0:t0 + Wn], held, commit, ref, t0, w, pool)
+        actions[t0:t0 + Wn] = guess
         if p["optimizer"] == "ilqr":
             u, x, hist = ilqr_window(model, state, actions[t0:t0 + Wn], ref.qpos[t0:t0 + Wn + 1],
                                      ref.qvel[t0:t0 + Wn + 1], ref.substeps, w, pool,
@@ -284,6 +307,7 @@ def _receding_window(model, ref, init, p, w, pool, state0, t_start):
         actions[t0:t0 + Wn] = u
         step = Wn if t0 + Wn >= T else commit
         state = x[step]
+        held = u[step - 1] if step < Wn else None
         history.append({"iteration": len(history), "window_start": t0, "loss": hist[-1],
                         "window_loss_start": hist[0], "window_iterations": len(hist) - 1,
                         "seconds": time.perf_counter() - t_start})
