@@ -106,7 +106,7 @@ def test_frame_solve_finds_the_exact_action_inside_each_frame():
     "frame map is discontinuous: ground contacts switch on and off between substeps "
     "(box feet chatter, a contact onset removes ~70% of the approach speed in one 1/600 s "
     "step), so the end state of a frame jumps when an impact moves by one substep; "
-    "Gauss-Newton from mj_inverse's torques lands in a neighbouring piece on about half "
+    "Gauss-Newton from mj_inverse's torques lands in a neighbouring piece on some of "
     "the frames (measured with armature 0.1: 10/15 frames exact at 1/30 s, 84/90 at 1/300 s)"))
 def test_invdyn_recovers_generated_actions_over_multi_substep_frames():
     gen = generate_trajectory(seconds=0.5, frame_dt=1 / 30, seed=0)
