@@ -28,7 +28,8 @@ class Weights:
     root_pos: float = 10.0      # per m^2
     root_rot: float = 2.0       # per rad^2
     joint: float = 2.0          # per rad^2, times the DeepMimic pose weight / 0.5
-    vel: float = 0.01           # per (rad/s)^2 or (m/s)^2
+    vel: float = 0.01           # per (rad/s)^2, joint and root angular velocity
+    root_vel: float = 0.01      # per (m/s)^2, root linear velocity
     effort: float = 1e-3        # per normalised action^2
 
     @classmethod
@@ -48,6 +49,7 @@ def dof_weights(model: mujoco.MjModel, w: Weights) -> tuple[np.ndarray, np.ndarr
         k = 1 if name in HINGE_JOINTS else 3
         wp[adr:adr + k] = w.joint * POSE_WEIGHT[name] / 0.5
     wv = np.full(model.nv, w.vel)
+    wv[0:3] = w.root_vel
     return wp, wv
 
 
