@@ -144,6 +144,7 @@ def test_never_worse_than_init(tracking_case):
     ({"commit_frames": 5, "window_frames": 3}, "commit_frames"),
     ({"learning_rate": -1}, "learning_rate"),
     ({"jacobian": "magic"}, "jacobian"),
+    ({"alpha": 0.5}, "unknown parameter"),
 ])
 def test_bad_params(tracking_case, params, message):
     gen, model, init = tracking_case

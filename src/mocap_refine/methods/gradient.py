@@ -48,10 +48,10 @@ from .baseline import pd_actions
 DEFAULTS = {
     "optimizer": "gauss_newton",
     "jacobian": "shooting",
-    "iterations": 10,
+    "iterations": 8,
     "learning_rate": 0.01,
-    "window_frames": 10,
-    "commit_frames": 2,
+    "window_frames": 6,
+    "commit_frames": 3,
     "terminal_weight": 1.0,
     "fd_eps": 1e-6,
 }
@@ -60,9 +60,16 @@ _DEBUG = bool(os.environ.get("MOCAP_REFINE_DEBUG"))
 LINE_SEARCH_STEPS = (1.0, 0.5, 0.25, 0.1, 0.03)
 
 
+_WEIGHT_KEYS = tuple(f"w_{k}" for k in Weights.__dataclass_fields__)
+
+
 def _params(params: dict) -> dict:
+    unknown = sorted(set(params or {}) - set(DEFAULTS) - set(_WEIGHT_KEYS) - {"init"})
+    if unknown:
+        raise ValueError(f"gradient: unknown parameter(s) {unknown}; known: "
+                         f"{', '.join(list(DEFAULTS) + list(_WEIGHT_KEYS) + ['init'])}")
     p = dict(DEFAULTS)
-    p.update({k: v for k, v in (params or {}).items() if k != "init"})
+    p.update({k: v for k, v in (params or {}).items() if k in DEFAULTS})
     if p["optimizer"] not in ("gauss_newton", "ilqr", "adam"):
         raise ValueError(f"gradient: optimizer must be 'gauss_newton', 'ilqr' or 'adam', got {p['optimizer']!r}")
     if p["jacobian"] not in ("shooting", "chain"):
