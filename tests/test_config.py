@@ -128,3 +128,19 @@ def test_clip_cycles_default():
     cfg["clip_options"]["cycles"] = {"walk": 3}
     assert mr_config.clip_cycles(cfg, "walk") == 3
     assert mr_config.clip_cycles(cfg, "run") == 1
+
+
+def test_readme_documents_every_config_key():
+    """The README's configuration tables name every key the schema accepts."""
+    readme = (REPO / "README.md").read_text()
+    schema = yaml.safe_load(SCHEMA.read_text())
+    missing = []
+    for key, sub in schema["properties"].items():
+        props = sub.get("properties") or {}
+        if not props:
+            if f"`{key}`" not in readme:
+                missing.append(key)
+        for name in props:
+            if f"`{key}.{name}`" not in readme:
+                missing.append(f"{key}.{name}")
+    assert not missing, f"README.md does not document config keys: {missing}"
