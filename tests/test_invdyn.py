@@ -6,7 +6,10 @@ per-frame actions, so inverse dynamics has an exact answer to find.
 
 from __future__ import annotations
 
+import dataclasses
+
 import h5py
+import mujoco
 import numpy as np
 import pytest
 
@@ -87,7 +90,7 @@ def test_frame_solve_finds_the_exact_action_inside_each_frame():
     # constant action that carries frame t to t+1. Started within 1e-4 of the
     # answer (inside the smooth piece of the frame map that holds it; 1e-3 is
     # already outside on some frames) it converges to it on every frame. See
-    # the xfail below for the start from inverse dynamics.
+    # the two tests below for the start from inverse dynamics.
     gen = generate_trajectory(seconds=0.3, frame_dt=1 / 30, seed=0)
     assert gen.substeps == 20 and np.abs(gen.actions).max() < 1.0
     model = load_model(gen.physics_dt)
@@ -101,16 +104,87 @@ def test_frame_solve_finds_the_exact_action_inside_each_frame():
     assert _replay_joint_err(model, gen, actions) < 1e-6
 
 
-@pytest.mark.slow
+def _window(gen, first: int, last: int | None = None):
+    """Frames first..last (default: to the end) of a generated trajectory:
+    still the simulator's own states under the known actions, started from
+    a known state."""
+    end = None if last is None else last + 1
+    return dataclasses.replace(gen, qpos=gen.qpos[first:end], qvel=gen.qvel[first:end],
+                               actions=gen.actions[first:None if last is None else last])
+
+
+def _contacts_per_substep(model, gen) -> np.ndarray:
+    """(frames, substeps) number of active ground contacts at every physics
+    step of the replay of the known actions."""
+    T, n = gen.actions.shape[0], gen.substeps
+    state0 = make_state(model, gen.qpos[0], gen.qvel[0])
+    out = simulate_frames(model, state0, np.repeat(gen.actions, n, axis=0), 1)
+    _, qpos, qvel = split_state(model, out.states[0, 1:])
+    data = mujoco.MjData(model)
+    count = np.zeros(T * n, dtype=int)
+    for k in range(T * n):
+        data.qpos[:], data.qvel[:] = qpos[k], qvel[k]
+        mujoco.mj_forward(model, data)
+        count[k] = data.ncon
+    return count.reshape(T, n)
+
+
+@pytest.fixture(scope="module")
+def standing_start():
+    """seed 0, 0.3 s at 1/30 s (20 substeps): 9 frames from the standing pose."""
+    gen = generate_trajectory(seconds=0.3, frame_dt=1 / 30, seed=0)
+    assert gen.substeps == 20 and np.abs(gen.actions).max() < 1.0
+    return gen, load_model(gen.physics_dt)
+
+
+def test_invdyn_recovers_generated_actions_through_contact_switching(standing_start):
+    # Known answer over 20 physics steps per frame (1/30 s at 600 Hz) with
+    # the feet on the ground in every frame and contacts switching on and off
+    # inside three of them. Chosen setting, measured recoverable: seed 0,
+    # 0.3 s, from frame 1 (8 frames). Frame 0 starts from the exact standing
+    # pose (one edge of each foot, four corners, at exactly zero height) and
+    # neither mj_inverse's torques nor its neighbour's answer recovers it (see
+    # the xfail below); skipping it keeps a trajectory the simulator produced
+    # from a known state under known actions. This setting needs the
+    # neighbour restarts: from mj_inverse's torques alone 7 of the 8 frames
+    # come out exact.
+    gen, model = standing_start
+    gen = _window(gen, 1)
+    contacts = _contacts_per_substep(model, gen)
+    assert (contacts.max(axis=1) > 0).all(), "every frame must touch the ground"
+    assert (contacts.min(axis=1) != contacts.max(axis=1)).sum() >= 3, "contacts must switch inside frames"
+    res = invdyn(model, _reference(gen), {}, None, 2)
+    assert res.info["frames_improved_by_restart"] >= 1
+    np.testing.assert_allclose(res.actions, gen.actions, atol=1e-6, rtol=0)
+    assert res.datasets["invdyn/frame_residual"].max() < 1e-9
+    assert _replay_joint_err(model, gen, res.actions) < 1e-6
+
+
+def test_start_from_simulated_state_recovers_the_known_answer(standing_start):
+    # The sequential form solves each frame from the state the solved actions
+    # reached; on the recoverable window that state is the reference state,
+    # so it must find the same exact actions (frames 1-5, for time).
+    gen, model = standing_start
+    gen = _window(gen, 1, 5)
+    assert gen.actions.shape[0] == 4 and gen.qpos.shape[0] == 5
+    res = invdyn(model, _reference(gen), {"start": "simulated"}, None, 2)
+    np.testing.assert_allclose(res.actions, gen.actions, atol=1e-6, rtol=0)
+    assert _replay_joint_err(model, gen, res.actions) < 1e-6
+
+
 @pytest.mark.xfail(strict=True, reason=(
-    "frame map is discontinuous: ground contacts switch on and off between substeps "
-    "(box feet chatter, a contact onset removes ~70% of the approach speed in one 1/600 s "
-    "step), so the end state of a frame jumps when an impact moves by one substep; "
-    "Gauss-Newton from mj_inverse's torques lands in a neighbouring piece on some of "
-    "the frames (measured with armature 0.1: 10/15 frames exact at 1/30 s, 84/90 at 1/300 s)"))
-def test_invdyn_recovers_generated_actions_over_multi_substep_frames():
-    gen = generate_trajectory(seconds=0.5, frame_dt=1 / 30, seed=0)
-    model = load_model(gen.physics_dt)
+    "frame map is discontinuous: a ground contact that switches on removes most of the "
+    "approach speed in one 1/600 s step (MuJoCo's soft contact starts at impedance 0.9), "
+    "so the end state of a frame jumps when a foot corner's touchdown moves by one "
+    "substep, and the smooth piece holding the answer can be tiny (measured on "
+    "generate_trajectory(0.5 s, seed 0) frame 0: the first jump lies 6e-4 to 5e-3 from "
+    "the answer along random unit directions in action space). Measured here: 7/9 frames "
+    "exact from mj_inverse's torques, 8/9 with neighbour restarts (residual RMS < 1e-13 "
+    "rad/s); frame 0, from the exact standing pose, stops in a neighbouring piece with "
+    "action error 0.062 and frame residual RMS 9.8e-4 rad (qpos), 8.8e-3 rad/s (qvel). "
+    "On 0.5 s: 10/15 -> 12/15, frames 0, 1, 14 fail (action error 0.39 / 0.081 / 0.069)"))
+def test_invdyn_recovers_generated_actions_from_a_standing_start(standing_start):
+    gen, model = standing_start
     res = invdyn(model, _reference(gen), {}, None, 2)
     np.testing.assert_allclose(res.actions, gen.actions, atol=1e-6, rtol=0)
     assert _replay_joint_err(model, gen, res.actions) < 1e-6
@@ -128,16 +202,6 @@ def test_frame_solve_reduces_the_single_frame_error_of_inverse_dynamics():
     # The solve only accepts steps that lower each frame's residual.
     assert np.all(np.sum(after ** 2, 1) <= np.sum(before ** 2, 1) + 1e-12)
     assert after[:, 0].mean() < 0.2 * before[:, 0].mean()
-
-
-def test_start_from_simulated_state_tracks_the_known_answer():
-    gen = generate_trajectory(seconds=0.2, frame_dt=1 / 30, seed=0)
-    model = load_model(gen.physics_dt)
-    res = invdyn(model, _reference(gen), {"start": "simulated", "solve_iterations": 6}, None, 2)
-    ref_res = invdyn(model, _reference(gen), {"solve_iterations": 6}, None, 2)
-    # Both forms solve the same first frame from the same state.
-    np.testing.assert_allclose(res.actions[0], ref_res.actions[0], atol=1e-12)
-    assert res.actions.shape == gen.actions.shape
 
 
 def test_smoothing_keeps_smooth_motion_and_removes_noise():
