@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import mujoco
 import numpy as np
-from scipy.spatial.transform import Rotation
+from scipy.spatial.transform import Rotation, Slerp
 
-from .clip import _COLUMNS, Clip, ClipError, finite_difference_qvel, frames_to_qpos, repeat_cycles
+from .clip import _COLUMNS, Clip, ClipError, finite_difference_qvel, frames_to_qpos, qpos_to_frames, repeat_cycles
 from .model import HINGE_JOINTS, JOINT_LIMITS_DM, JOINTS, load_model, substeps_for
 
 FOOT_GEOMS = ("right_foot", "left_foot")
@@ -38,14 +38,40 @@ class Reference:
         return int(self.qpos.shape[0])
 
 
-def uniform_frame_dt(clip: Clip) -> float:
+def uniform_frame_dt(clip: Clip) -> tuple[float, bool]:
+    """The clip's frame duration (s) and whether its frames need resampling.
+
+    Uniform clips (every duration within 0.1% of the median) use their mean
+    duration. Otherwise the median duration is the sampling step and the
+    clip is resampled onto it (pybullet's roll has one frame lasting two
+    frames' time: a dropped frame)."""
     dt = clip.frame_dt
-    mean = float(dt.mean())
-    worst = int(np.argmax(np.abs(dt - mean)))
-    if abs(dt[worst] - mean) > FRAME_DT_REL_TOL * mean:
-        raise ClipError(f"{clip.path}: frame {worst}: duration {dt[worst]} s differs from the "
-                        f"clip's mean {mean:.6f} s; only uniformly sampled clips are supported")
-    return mean
+    median = float(np.median(dt))
+    if np.all(np.abs(dt - median) <= FRAME_DT_REL_TOL * median):
+        return float(dt.mean()), False
+    return median, True
+
+
+def resample_uniform(model: mujoco.MjModel, qpos: np.ndarray, durations: np.ndarray,
+                     dt: float) -> np.ndarray:
+    """(N, nq) poses at the cumulative `durations` (N-1,) -> poses every dt
+    seconds over the same span: linear for positions and hinge angles, slerp
+    for the root and ball-joint quaternions."""
+    times = np.concatenate([[0.0], np.cumsum(durations)])
+    n_out = int(np.floor(times[-1] / dt + 1e-6)) + 1
+    t_out = np.arange(n_out) * dt
+    out = np.empty((n_out, model.nq))
+    quat_adr = [3] + [int(model.jnt_qposadr[j]) for j in range(model.njnt)
+                      if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_BALL]
+    is_quat = np.zeros(model.nq, dtype=bool)
+    for a in quat_adr:
+        is_quat[a:a + 4] = True
+    for k in np.nonzero(~is_quat)[0]:
+        out[:, k] = np.interp(t_out, times, qpos[:, k])
+    for a in quat_adr:
+        rot = Rotation.from_quat(qpos[:, a:a + 4], scalar_first=True)
+        out[:, a:a + 4] = Slerp(times, rot)(t_out).as_quat(scalar_first=True)
+    return out
 
 
 def lowest_points(model: mujoco.MjModel, qpos: np.ndarray, geoms=None) -> np.ndarray:
@@ -115,19 +141,24 @@ def build_reference(clip: Clip, *, ground_correction: bool = True, cycles: int =
     for the frames of the base clip, and summary numbers."""
     if cycles > 1 and clip.loop != "wrap":
         raise ClipError(f"{clip.path}: cycles={cycles} needs a looping clip (Loop: wrap), this one is Loop: {clip.loop}")
-    frame_dt = uniform_frame_dt(clip)
+    frame_dt, resample = uniform_frame_dt(clip)
     substeps, physics_dt = substeps_for(frame_dt, physics_hz)
     model = load_model(physics_dt)
-    qpos = repeat_cycles(frames_to_qpos(model, clip.frames), cycles)
+    base = frames_to_qpos(model, clip.frames)
+    if resample:
+        base = resample_uniform(model, base, clip.frame_dt, frame_dt)
+    qpos = repeat_cycles(base, cycles)
     lowest = lowest_points(model, qpos)
     lowest_foot = lowest_points(model, qpos, FOOT_GEOMS)
     shift = ground_shift(lowest) if ground_correction else 0.0
     qpos[:, 2] += shift
     qvel = finite_difference_qvel(model, qpos, frame_dt)
-    base_index = np.arange(qpos.shape[0]) % max(clip.n_frames - 1, 1)
+    n_base = base.shape[0]
+    base_index = np.arange(qpos.shape[0]) % max(n_base - 1, 1)
     if cycles == 1:
-        base_index = np.arange(clip.n_frames)
-    violations = joint_limit_violations(clip.frames)[base_index]
+        base_index = np.arange(n_base)
+    base_frames = clip.frames if not resample else qpos_to_frames(model, base, frame_dt)
+    violations = joint_limit_violations(base_frames)[base_index]
     speed = np.abs(qvel[:, 6:]).max(axis=1)
     diag = {
         "lowest_foot_m": lowest_foot,
@@ -145,6 +176,8 @@ def build_reference(clip: Clip, *, ground_correction: bool = True, cycles: int =
             "max_joint_speed_rad_s": float(speed.max()),
             "quat_norm_max_dev": clip.quat_norm_max_dev,
             "quat_norm_fixed": clip.quat_norm_fixed,
+            "resampled": bool(resample),
+            "source_frames": clip.n_frames,
         },
     }
     ref = Reference(qpos, qvel, frame_dt, physics_dt, substeps, shift, cycles)
