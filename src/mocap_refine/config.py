@@ -34,36 +34,19 @@ __all__ = [
     "clip_cycles",
 ]
 
-# Fallbacks used only when the package modules that own these names cannot be
-# imported (for instance while they are being written); the owners are
-# mocap_refine.clip.DEEPMIMIC_CLIPS and mocap_refine.methods.METHODS.
-_DEEPMIMIC_CLIPS_FALLBACK = (
-    "backflip", "cartwheel", "crawl", "dance_a", "dance_b", "getup_facedown",
-    "getup_faceup", "jump", "kick", "punch", "roll", "run", "spin",
-    "spinkick", "walk",
-)
-_METHODS_FALLBACK = ("baseline", "feedback", "gradient", "mpc", "invdyn")
-
-
 class ConfigError(ValueError):
     """A configuration problem; the message lists every problem, one per line."""
 
 
 def known_clips() -> tuple[str, ...]:
     """DeepMimic humanoid clip names that can be imported from pybullet_data."""
-    try:
-        from mocap_refine.clip import DEEPMIMIC_CLIPS
-    except ImportError:
-        return _DEEPMIMIC_CLIPS_FALLBACK
+    from .clip import DEEPMIMIC_CLIPS
     return tuple(DEEPMIMIC_CLIPS)
 
 
 def known_methods() -> tuple[str, ...]:
     """Names of the implemented methods."""
-    try:
-        from mocap_refine.methods import METHODS
-    except ImportError:
-        return _METHODS_FALLBACK
+    from .methods import METHODS
     return tuple(METHODS)
 
 

@@ -25,28 +25,11 @@ class MethodResult:
 
 def _registry():
     from .baseline import baseline
-    reg = {"baseline": baseline}
-    try:
-        from .feedback import feedback
-        reg["feedback"] = feedback
-    except ImportError:
-        pass
-    try:
-        from .gradient import gradient
-        reg["gradient"] = gradient
-    except ImportError:
-        pass
-    try:
-        from .mpc import mpc
-        reg["mpc"] = mpc
-    except ImportError:
-        pass
-    try:
-        from .invdyn import invdyn
-        reg["invdyn"] = invdyn
-    except ImportError:
-        pass
-    return reg
+    from .feedback import feedback
+    from .gradient import gradient
+    from .invdyn import invdyn
+    from .mpc import mpc
+    return {"baseline": baseline, "feedback": feedback, "gradient": gradient, "mpc": mpc, "invdyn": invdyn}
 
 
 METHODS = ("baseline", "feedback", "gradient", "mpc", "invdyn")
@@ -57,7 +40,4 @@ WARM_STARTED = ("feedback", "gradient", "mpc")
 def get_method(name: str):
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
-    reg = _registry()
-    if name not in reg:
-        raise NotImplementedError(f"method {name!r} is not implemented in this version")
-    return reg[name]
+    return _registry()[name]
