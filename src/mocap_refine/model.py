@@ -210,6 +210,23 @@ class Layout:
 
 
 def layout(model: mujoco.MjModel) -> Layout:
+    """Index maps of `model` (cached on the model's structure: every compiled
+    humanoid shares one Layout, whatever its timestep)."""
+    key = (bytes(model.names), model.jnt_qposadr.tobytes(), model.actuator_trnid.tobytes(),
+           model.actuator_gear.tobytes())
+    return _layout_cached(key, model)
+
+
+_LAYOUTS: dict = {}
+
+
+def _layout_cached(key, model) -> Layout:
+    if key not in _LAYOUTS:
+        _LAYOUTS[key] = _build_layout(model)
+    return _LAYOUTS[key]
+
+
+def _build_layout(model: mujoco.MjModel) -> Layout:
     qpos_adr, dof_adr = [], []
     for name in JOINTS:
         jid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
@@ -228,8 +245,10 @@ def layout(model: mujoco.MjModel) -> Layout:
         adof.append(int(model.jnt_dofadr[jid]) + axis)
     bodies = {n: mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, n)
               for n in ("root",) + JOINTS + ("right_wrist", "left_wrist")}
-    return Layout(tuple(qpos_adr), tuple(dof_adr), tuple(names), np.array(lim),
-                  np.array(kp), np.array(kd), np.array(adof), bodies)
+    arrays = [np.array(a) for a in (lim, kp, kd, adof)]
+    for a in arrays:
+        a.flags.writeable = False  # shared by every caller through the cache
+    return Layout(tuple(qpos_adr), tuple(dof_adr), tuple(names), *arrays, bodies)
 
 
 def model_sha256(timestep: float) -> str:
