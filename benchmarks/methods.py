@@ -25,6 +25,7 @@ import yaml
 from mujoco import rollout as mj_rollout
 
 from mocap_refine import pipeline
+from mocap_refine.methods import get_method
 from mocap_refine.model import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +79,8 @@ def main() -> None:
     methods = args.methods or config["methods"]
     # Warm-start sources first, so their actions exist when others need them.
     methods = sorted(methods, key=lambda m: m not in ("baseline", "invdyn"))
+    for method in methods:  # imports (scipy.signal, ...) out of the timings
+        get_method(method)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
