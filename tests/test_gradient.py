@@ -97,17 +97,20 @@ def tracking_case():
     return gen, model, init
 
 
-@pytest.mark.parametrize("optimizer", ["gauss_newton", "adam"])
+@pytest.mark.parametrize("optimizer", ["gauss_newton", "ilqr", "adam"])
 def test_optimiser_improves_on_perturbed_truth(tracking_case, optimizer):
     """Init = the generator's true actions plus noise. Gauss-Newton must bring
-    the tracking loss far down (the truth reaches ~0); Adam with the design
-    document's settings must not be worse than its init. History ends with
+    the tracking loss far down (the truth reaches ~0), iLQR at least halve
+    it; Adam with the design document's settings must not be worse than its
+    init. History ends with
     the loss reached."""
     gen, model, init = tracking_case
     ref = _reference(gen)
     w = Weights()
     pool = DataPool(model, 2)
     params = {"optimizer": optimizer, "iterations": 4 if optimizer == "gauss_newton" else 3}
+    if optimizer == "ilqr":
+        params.update(window_frames=4, commit_frames=2)
     res = gradient(model, ref, params, init, threads=2)
     init_loss = _loss(model, gen, init, w, pool)
     final_loss = _loss(model, gen, res.actions, w, pool)
@@ -115,6 +118,8 @@ def test_optimiser_improves_on_perturbed_truth(tracking_case, optimizer):
     assert res.history[-1]["loss"] == pytest.approx(final_loss, rel=1e-9)
     if optimizer == "gauss_newton":
         assert final_loss < 0.05 * init_loss
+    if optimizer == "ilqr":
+        assert final_loss < 0.5 * init_loss
     assert np.all(np.abs(res.actions) <= 1)
 
 
