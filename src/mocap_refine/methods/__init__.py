@@ -23,6 +23,20 @@ class MethodResult:
     info: dict = field(default_factory=dict)
 
 
+def warm_start(model, ref, init_actions, method: str) -> np.ndarray:
+    """The (T, nu) actions a warm-started method begins from: `init_actions`
+    clipped to [-1, 1], or the PD baseline when None; a wrong shape is a
+    ValueError naming the method."""
+    from .baseline import pd_actions
+    T = ref.n_frames - 1
+    if init_actions is None:
+        return pd_actions(model, ref.qpos, ref.qvel)
+    actions = np.clip(np.asarray(init_actions, dtype=float), -1.0, 1.0)
+    if actions.shape != (T, model.nu):
+        raise ValueError(f"{method}: init actions have shape {actions.shape}, expected {(T, model.nu)}")
+    return actions
+
+
 def _registry():
     from .baseline import baseline
     from .feedback import feedback

@@ -50,8 +50,7 @@ from ..objective import Weights, qpos_difference, tracking_loss
 from ..reference import Reference
 from ..sim import DataPool, simulate_frames, split_state
 from ..verify import reference_states
-from . import MethodResult
-from .baseline import pd_actions
+from . import MethodResult, warm_start
 
 # Measured on dance_a and walk (README of this method in the module
 # docstring): the design document's alpha 0.5 with 3 iterations never improves
@@ -143,11 +142,7 @@ def feedback(model: mujoco.MjModel, ref: Reference, params: dict | None = None,
     p = _params(params)
     w = Weights.from_params(params)
     T = ref.n_frames - 1
-    if init_actions is None:
-        init_actions = pd_actions(model, ref.qpos, ref.qvel)
-    init_actions = np.clip(np.asarray(init_actions, dtype=float), -1.0, 1.0)
-    if init_actions.shape != (T, model.nu):
-        raise ValueError(f"feedback: init actions have shape {init_actions.shape}, expected {(T, model.nu)}")
+    init_actions = warm_start(model, ref, init_actions, "feedback")
     pool = DataPool(model, threads)
     ref_states = reference_states(model, ref.qpos, ref.qvel, ref.frame_dt)
     start = time.perf_counter()

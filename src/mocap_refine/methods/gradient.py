@@ -42,8 +42,7 @@ from ..metrics import fall_frame, joint_errors
 from ..objective import Weights, tracking_loss, tracking_residual
 from ..sim import DataPool, simulate_frames, split_state
 from ..verify import reference_states
-from . import MethodResult
-from .baseline import pd_actions
+from . import MethodResult, warm_start
 
 DEFAULTS = {
     "optimizer": "gauss_newton",
@@ -348,7 +347,7 @@ def gradient(model, ref, params, init_actions=None, threads=1) -> MethodResult:
     p = _params(params)
     w = Weights.from_params(params)
     pool = DataPool(model, threads)
-    init = pd_actions(model, ref.qpos, ref.qvel) if init_actions is None else np.array(init_actions, dtype=float)
+    init = warm_start(model, ref, init_actions, "gradient")
     state0 = reference_states(model, ref.qpos[:1], ref.qvel[:1], ref.frame_dt)[0]
     t_start = time.perf_counter()
     init_stats = _replay_stats(model, ref, init, w, pool, state0)

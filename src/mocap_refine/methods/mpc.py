@@ -29,8 +29,7 @@ from ..metrics import joint_errors
 from ..objective import Weights, tracking_loss, tracking_residual
 from ..model import layout
 from ..sim import STATE_SPEC, DataPool, make_state, simulate_frames, split_state
-from . import MethodResult
-from .baseline import pd_actions
+from . import MethodResult, warm_start
 
 UPDATES = ("mppi", "cem")
 NOISE_SCALINGS = ("inertia", "uniform")
@@ -289,11 +288,7 @@ def mpc(model, ref, params, init_actions=None, threads=1) -> MethodResult:
     cfg = MPCConfig.from_params(params)
     w = Weights.from_params(params)
     T = ref.n_frames - 1
-    if init_actions is None:
-        init_actions = pd_actions(model, ref.qpos, ref.qvel)
-    init_actions = np.clip(np.asarray(init_actions, dtype=float), -1.0, 1.0)
-    if init_actions.shape != (T, model.nu):
-        raise ValueError(f"mpc: init actions have shape {init_actions.shape}, expected {(T, model.nu)}")
+    init_actions = warm_start(model, ref, init_actions, "mpc")
     pool = DataPool(model, threads)
     state0 = make_state(model, ref.qpos[0], ref.qvel[0], 0.0)
     init_loss, init_err, _ = full_loss(model, ref.qpos, ref.qvel, state0, init_actions, ref.substeps, w, pool)
