@@ -69,12 +69,19 @@ def qpos_difference(model: mujoco.MjModel, qpos: np.ndarray, qpos_ref: np.ndarra
     qpos, qpos_ref = np.broadcast_arrays(qpos, qpos_ref)
     out = np.empty(qpos.shape[:-1] + (model.nv,))
     out[..., 0:3] = qpos[..., 0:3] - qpos_ref[..., 0:3]
-    out[..., 3:6] = _subquat(qpos[..., 3:7], qpos_ref[..., 3:7])
+    # All quaternion pairs (root and ball joints) in one scipy call: the
+    # per-call overhead, not the arithmetic, dominates at these sizes.
+    q_adr, d_adr = [3], [3]
     for name, qa, da in zip(JOINTS, lay.qpos_adr, lay.dof_adr):
         if name in HINGE_JOINTS:
             out[..., da] = qpos[..., qa] - qpos_ref[..., qa]
         else:
-            out[..., da:da + 3] = _subquat(qpos[..., qa:qa + 4], qpos_ref[..., qa:qa + 4])
+            q_adr.append(qa)
+            d_adr.append(da)
+    q_idx = np.array(q_adr)[:, None] + np.arange(4)
+    rotvec = _subquat(qpos[..., q_idx], qpos_ref[..., q_idx])
+    for k, da in enumerate(d_adr):
+        out[..., da:da + 3] = rotvec[..., k, :]
     return out
 
 
