@@ -4,7 +4,6 @@ of the generator, restart from the middle, batches, divergence."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from mocap_refine.generate import standing_qpos
 from mocap_refine.model import load_model

@@ -55,7 +55,6 @@ def frame_jacobians(model: mujoco.MjModel, states: np.ndarray, actions: np.ndarr
     derivative of the interior side.
     """
     T, nu, n = actions.shape[0], model.nu, 2 * model.nv
-    npert = n + nu
     signs = (1.0, -1.0) if centered else (1.0,)
     x_starts, u_all = [], []
     eye_x = np.eye(n) * eps

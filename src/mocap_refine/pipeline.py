@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .clip import DEEPMIMIC_CLIPS, ClipError, load_clip
+from .clip import DEEPMIMIC_CLIPS, load_clip
 from .io import atomic_path, to_attr
 from .methods import WARM_STARTED, get_method
 from .metrics import METRIC_COLUMNS

@@ -54,8 +54,6 @@ DEFAULTS = {
     "terminal_weight": 1.0,
     "fd_eps": 1e-6,
 }
-import os
-_DEBUG = bool(os.environ.get("MOCAP_REFINE_DEBUG"))
 LINE_SEARCH_STEPS = (1.0, 0.5, 0.25, 0.1, 0.03)
 
 
@@ -117,7 +115,6 @@ def ilqr_window(model, state0, actions, qpos_ref, qvel_ref, substeps, w, pool,
     Returns (actions (W, nu), states (W+1, nstate), cost history list).
     """
     W, nu = actions.shape
-    n = 2 * model.nv
     u = actions.copy()
     roll = simulate_frames(model, state0, u, substeps, pool)
     x = roll.states[0]
@@ -142,8 +139,6 @@ def ilqr_window(model, state0, actions, qpos_ref, qvel_ref, substeps, w, pool,
             costs = _window_cost(model, cand[0], cand[1], qpos_ref, qvel_ref, w, terminal_weight)
             costs[cand[2] >= 0] = np.inf
             best = int(np.argmin(costs))
-            if _DEBUG:
-                print(f"mu={mu:.1e} costs={np.round(costs, 3)} cur={cost:.3f}")
             if costs[best] < cost:
                 x, u, cost = cand[0][best], cand[1][best], float(costs[best])
                 mu = max(mu / 3, 1e-6)
@@ -256,11 +251,11 @@ def gauss_newton_window(model, state0, actions, qpos_ref, qvel_ref, substeps, w,
         return window_residual(model, state0, x.T.reshape(-1, W, nu), qpos_ref, qvel_ref,
                                substeps, w, pool).T
 
-    jac = None
-    if jacobian == "chain":
-        def jac(x, r):
-            return _chained_jacobian(model, state0, x.reshape(W, nu), qpos_ref, qvel_ref,
-                                     substeps, w, pool, eps)
+    def chained(x, r):
+        return _chained_jacobian(model, state0, x.reshape(W, nu), qpos_ref, qvel_ref,
+                                 substeps, w, pool, eps)
+
+    jac = chained if jacobian == "chain" else None
     n = W * nu
     x, trace = minimize.least_squares(
         actions.reshape(-1), residual, bounds=(-np.ones(n), np.ones(n)), jacobian=jac,
