@@ -14,7 +14,6 @@ from mocap_refine.metrics import joint_errors
 from mocap_refine.model import layout, load_model
 from mocap_refine.objective import Weights, tracking_loss
 from mocap_refine.pipeline import compute_actions, prepare
-from mocap_refine.reference import Reference
 from mocap_refine.sim import make_state, simulate_frames, split_state
 
 FORMS = ({"windowed": False, "iterations": 4}, {"windowed": True, "iterations": 4, "window_frames": 5})
@@ -24,7 +23,7 @@ FORMS = ({"windowed": False, "iterations": 4}, {"windowed": True, "iterations": 
 def clip():
     gen = generate_trajectory(seconds=0.5, frame_dt=1 / 30, seed=2)
     model = load_model(gen.physics_dt)
-    ref = Reference(gen.qpos, gen.qvel, gen.frame_dt, gen.physics_dt, gen.substeps)
+    ref = gen.reference()
     return gen, model, ref
 
 

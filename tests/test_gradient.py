@@ -9,7 +9,6 @@ from mocap_refine.generate import generate_trajectory
 from mocap_refine.methods.gradient import gradient, window_residual
 from mocap_refine.model import load_model
 from mocap_refine.objective import Weights, tracking_loss
-from mocap_refine.reference import Reference
 from mocap_refine.sim import DataPool, make_state, simulate_frames, split_state
 
 
@@ -84,10 +83,6 @@ def test_window_residual_is_the_loss(short):
     assert np.sum(r ** 2) == pytest.approx(_loss(model, gen, actions, w, pool), rel=1e-12)
 
 
-def _reference(gen):
-    return Reference(gen.qpos, gen.qvel, gen.frame_dt, gen.physics_dt, gen.substeps)
-
-
 @pytest.fixture(scope="module")
 def tracking_case():
     gen = generate_trajectory(seconds=0.4, frame_dt=1 / 30, seed=5)
@@ -105,7 +100,7 @@ def test_optimiser_improves_on_perturbed_truth(tracking_case, optimizer):
     init. History ends with
     the loss reached."""
     gen, model, init = tracking_case
-    ref = _reference(gen)
+    ref = gen.reference()
     w = Weights()
     pool = DataPool(model, 2)
     params = {"optimizer": optimizer, "iterations": 4 if optimizer == "gauss_newton" else 3}
@@ -125,7 +120,7 @@ def test_optimiser_improves_on_perturbed_truth(tracking_case, optimizer):
 
 def test_gradient_is_deterministic(tracking_case):
     gen, model, init = tracking_case
-    ref = _reference(gen)
+    ref = gen.reference()
     params = {"iterations": 2, "window_frames": 4, "commit_frames": 2}
     a = gradient(model, ref, params, init, threads=2).actions
     b = gradient(model, ref, params, init, threads=2).actions
@@ -136,7 +131,7 @@ def test_never_worse_than_init(tracking_case):
     """Started from the exact actions, nothing can improve the tracking: the
     method returns actions at least as good as the truth."""
     gen, model, _ = tracking_case
-    ref = _reference(gen)
+    ref = gen.reference()
     w = Weights(effort=0.0)
     res = gradient(model, ref, {"iterations": 1, "w_effort": 0.0}, gen.actions, threads=1)
     pool = DataPool(model, 1)
@@ -154,4 +149,4 @@ def test_never_worse_than_init(tracking_case):
 def test_bad_params(tracking_case, params, message):
     gen, model, init = tracking_case
     with pytest.raises(ValueError, match=message):
-        gradient(model, _reference(gen), params, init)
+        gradient(model, gen.reference(), params, init)

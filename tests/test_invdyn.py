@@ -25,7 +25,7 @@ BODY_MASS_KG = 45.0     # DEEPMIMIC_FACTS.md: sum of the 15 link masses
 
 
 def _reference(gen) -> Reference:
-    return Reference(gen.qpos, gen.qvel, gen.frame_dt, gen.physics_dt, gen.substeps)
+    return gen.reference()
 
 
 def _replay_joint_err(model, gen, actions) -> float:

@@ -17,7 +17,6 @@ from mocap_refine.methods.mpc import (MPCConfig, cem_update, horizon_costs, mpc,
                                       smooth_noise)
 from mocap_refine.model import load_model
 from mocap_refine.objective import Weights, tracking_loss
-from mocap_refine.reference import Reference
 from mocap_refine.sim import DataPool, make_state, simulate_frames, split_state
 from mocap_refine.verify import verify
 
@@ -30,7 +29,7 @@ FAST = {"horizon_frames": 4, "samples": 16, "iterations": 2, "noise_std": 0.05, 
 def generated():
     gen = generate_trajectory(seconds=0.3, frame_dt=1 / 30, seed=1)
     model = load_model(gen.physics_dt)
-    ref = Reference(gen.qpos, gen.qvel, gen.frame_dt, gen.physics_dt, gen.substeps)
+    ref = gen.reference()
     return gen, model, ref
 
 

@@ -18,7 +18,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from .clip import qpos_to_frames, write_clip
 from .model import JOINTS, layout, load_model, substeps_for
-from .reference import lowest_points
+from .reference import Reference, lowest_points
 from .sim import DataPool, make_state, simulate_frames, split_state
 
 
@@ -35,6 +35,10 @@ class Generated:
     frame_dt: float
     physics_dt: float
     substeps: int
+
+    def reference(self) -> Reference:
+        """The trajectory as a Reference, for methods to track."""
+        return Reference(self.qpos, self.qvel, self.frame_dt, self.physics_dt, self.substeps)
 
 
 def standing_qpos(model: mujoco.MjModel) -> np.ndarray:
