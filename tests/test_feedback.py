@@ -83,6 +83,24 @@ def test_improves_a_perturbed_known_answer(clip):
     assert err < 0.1 * init_err
 
 
+def test_step_search_keeps_the_best_of_its_candidates(clip):
+    # One window over the whole clip, one correction: the result is the best
+    # of the start and the candidates, so a candidate set that contains the
+    # single step alpha can only do as well or better than alpha alone, and
+    # exactly as well as the best single step of the set.
+    gen, model, ref = clip
+    T = ref.n_frames - 1
+    init = np.clip(gen.actions + 0.05 * np.random.default_rng(1).standard_normal(gen.actions.shape), -1, 1)
+    base = {"window_frames": T, "iterations": 1, "window_tol_rad": 0.0, "alpha": 0.01}
+    losses = {}
+    for scales in ([0.5], [1.0], [2.0], [4.0], [0.5, 1.0, 2.0, 4.0]):
+        res = feedback(model, ref, {**base, "alpha_scales": scales}, init, threads=2)
+        losses[tuple(scales)] = _replay(model, ref, res.actions)[0]
+    singles = [losses[(s,)] for s in (0.5, 1.0, 2.0, 4.0)]
+    assert losses[(0.5, 1.0, 2.0, 4.0)] == pytest.approx(min(singles), rel=1e-12)
+    assert losses[(0.5, 1.0, 2.0, 4.0)] < _replay(model, ref, init)[0]
+
+
 def test_deterministic(clip):
     gen, model, ref = clip
     a = feedback(model, ref, {"iterations": 3}, None, threads=2)
@@ -99,6 +117,9 @@ def test_bad_parameters_are_rejected(clip):
         feedback(model, ref, {"alpha": 0})
     with pytest.raises(ValueError, match="init"):
         feedback(model, ref, {"init": "mpc"})
+    for bad in ([], [0.0], [1.0, float("nan")], "fast"):
+        with pytest.raises(ValueError, match="alpha_scales"):
+            feedback(model, ref, {"alpha_scales": bad})
     with pytest.raises(ValueError, match="shape"):
         feedback(model, ref, {}, np.zeros((3, model.nu)))
 

@@ -5,7 +5,9 @@ Per frame t, a residual vector in MuJoCo's tangent space
     r_t = [ sqrt(w_pos) * (q_t - q_ref_t)    (nv: qpos difference, mj_differentiatePos semantics)
             sqrt(w_vel) * (v_t - v_ref_t) ]   (nv)
 
-with per-DoF weights: root position, root orientation, actuated joints
+with per-DoF weights: root position (plus an optional extra weight on its
+height: horizontal drift is often forced by a clip the model cannot
+reproduce, while a root that sinks is a fall), root orientation, actuated joints
 (DeepMimic pose weights), and a smaller velocity weight. The loss of a
 trajectory is sum_t |r_t|^2 over frames 1..T plus an effort term
 w_effort * sum_t |a_t|^2 on the normalised actions. Every iterative method
@@ -26,6 +28,7 @@ from .model import HINGE_JOINTS, JOINTS, POSE_WEIGHT, layout
 @dataclass(frozen=True)
 class Weights:
     root_pos: float = 10.0      # per m^2
+    root_height: float = 0.0    # per m^2, added to root_pos on the vertical axis
     root_rot: float = 2.0       # per rad^2
     joint: float = 2.0          # per rad^2, times the DeepMimic pose weight / 0.5
     vel: float = 0.01           # per (rad/s)^2, joint and root angular velocity
@@ -44,6 +47,7 @@ def dof_weights(model: mujoco.MjModel, w: Weights) -> tuple[np.ndarray, np.ndarr
     lay = layout(model)
     wp = np.zeros(model.nv)
     wp[0:3] = w.root_pos
+    wp[2] += w.root_height
     wp[3:6] = w.root_rot
     for name, adr in zip(JOINTS, lay.dof_adr):
         k = 1 if name in HINGE_JOINTS else 3

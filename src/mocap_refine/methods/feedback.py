@@ -21,9 +21,12 @@ Two forms:
         at its start (stored from the replay of the actions already
         committed, so nothing before it is re-simulated) and corrected until
         its mean joint error is below `window_tol_rad` or after `iterations`
-        corrections; its best iterate (window tracking loss) is committed and
-        the next window starts from where it ends. Correcting frames after a
-        fall is useless, and this form never has to.
+        corrections. Each correction is a line search: the steps alpha * s
+        for s in `alpha_scales` are rolled out together in one batched call
+        (in parallel on the threads) and the next iteration continues from
+        the one with the lowest window tracking loss. The best iterate of the
+        window is committed and the next window starts where it ends.
+        Correcting frames after a fall is useless, and this form never has to.
 
 Selection: the returned actions are the best full-clip candidate seen (the
 initial actions, every full iteration, every state after a window commit)
@@ -46,7 +49,7 @@ import numpy as np
 
 from ..metrics import fall_frame, joint_errors
 from ..model import layout
-from ..objective import Weights, qpos_difference, tracking_loss
+from ..objective import Weights, qpos_difference, tracking_loss, tracking_residual
 from ..reference import Reference
 from ..sim import DataPool, simulate_frames, split_state
 from ..verify import reference_states
@@ -64,6 +67,7 @@ DEFAULTS = {
     "windowed": True,
     "window_frames": 5,
     "window_tol_rad": 0.02,
+    "alpha_scales": (0.5, 1.0, 2.0, 4.0),
     "init": None,
 }
 INITS = (None, "baseline", "invdyn")
@@ -85,6 +89,12 @@ def _params(params: dict | None) -> dict:
         raise ValueError(f"feedback: window_frames must be >= 1, got {p['window_frames']!r}")
     if not float(p["window_tol_rad"]) >= 0:
         raise ValueError(f"feedback: window_tol_rad must be >= 0, got {p['window_tol_rad']!r}")
+    try:
+        scales = np.asarray(p["alpha_scales"], dtype=float)
+    except (TypeError, ValueError):
+        scales = np.zeros(0)
+    if scales.ndim != 1 or scales.size == 0 or not np.all(np.isfinite(scales) & (scales > 0)):
+        raise ValueError(f"feedback: alpha_scales must be a non-empty list of numbers > 0, got {p['alpha_scales']!r}")
     if not isinstance(p["windowed"], (bool, np.bool_)):
         raise ValueError(f"feedback: windowed must be true or false, got {p['windowed']!r}")
     if p["init"] not in INITS:
@@ -183,26 +193,40 @@ def feedback(model: mujoco.MjModel, ref: Reference, params: dict | None = None,
 
     W = int(p["window_frames"])
     tol = float(p["window_tol_rad"])
+    steps = alpha * np.asarray(p["alpha_scales"], dtype=float)
     window_iters = np.zeros(0, dtype=int)
     for k, w0 in enumerate(range(0, T, W)):
         w1 = min(T, w0 + W)
         ref_q, ref_v = ref.qpos[w0:w1 + 1], ref.qvel[w0:w1 + 1]
         acts = actions[w0:w1].copy()
-        win_states, win_div = replay(acts, states[w0])
-        win_best = None
+        # states holds the replay of the current actions (deterministic), so
+        # the window's start trajectory needs no new rollout.
+        win_states = states[w0:w1 + 1].copy()
+        _, qpos, qvel = split_state(model, win_states)
+        loss0 = float(tracking_loss(model, qpos, qvel, ref_q, ref_v, acts, w))
+        win_best = (loss0 if np.isfinite(loss0) else np.inf, acts, win_states)
+        cur = win_best
         used = 0
-        for it in range(iterations + 1):
-            _, qpos, qvel = split_state(model, win_states)
-            loss = float(tracking_loss(model, qpos, qvel, ref_q, ref_v, acts, w))
-            if win_best is None or loss < win_best[0]:
-                win_best = (loss, acts.copy(), win_states.copy())
-            err = float(joint_errors(model, qpos[1:], ref_q[1:]).mean())
-            if it == iterations or err < tol:
+        for it in range(iterations):
+            _, qpos, qvel = split_state(model, cur[2])
+            if float(joint_errors(model, qpos[1:], ref_q[1:]).mean()) < tol:
                 break
-            acts = np.clip(acts + alpha * correction(model, qpos[1:], qvel[1:], ref_q[1:], ref_v[1:]),
-                           -1.0, 1.0)
-            win_states, win_div = replay(acts, states[w0])
+            # Every step size of the search in one batched rollout: the
+            # candidates run in parallel on the pool's threads.
+            corr = correction(model, qpos[1:], qvel[1:], ref_q[1:], ref_v[1:])
+            cands = np.clip(cur[1][None] + steps[:, None, None] * corr[None], -1.0, 1.0)
+            roll = simulate_frames(model, states[w0], cands, ref.substeps, pool)
+            losses = _window_losses(model, roll, cands, ref_q, ref_v, w)
             used += 1
+            i = int(np.argmin(losses))
+            if not np.isfinite(losses[i]):
+                break
+            # Like plain error feedback, continue from the best step even if
+            # it does not lower the loss (the iteration is not a descent
+            # method); the best iterate seen is what gets committed.
+            cur = (float(losses[i]), cands[i], roll.states[i])
+            if cur[0] < win_best[0]:
+                win_best = cur
         window_iters = np.append(window_iters, used)
         actions[w0:w1] = win_best[1]
         # Re-simulate the rest of the clip from the committed window's end:
@@ -213,6 +237,15 @@ def feedback(model: mujoco.MjModel, ref: Reference, params: dict | None = None,
         record(k + 1, actions, states, diverged, window_start=w0)
     return MethodResult(best.actions, history, {"feedback/window_iterations": window_iters},
                         {"form": "windowed"})
+
+
+def _window_losses(model, roll, cands, ref_q, ref_v, w) -> np.ndarray:
+    """(K,) tracking loss of K candidate windows (inf where diverged)."""
+    _, qpos, qvel = split_state(model, roll.states)
+    r = tracking_residual(model, qpos[:, 1:], qvel[:, 1:], ref_q[None, 1:], ref_v[None, 1:], w)
+    losses = np.sum(r ** 2, axis=(1, 2)) + w.effort * np.sum(cands ** 2, axis=(1, 2))
+    losses[(roll.diverged_frame >= 0) | ~np.isfinite(losses)] = np.inf
+    return losses
 
 
 def _first_divergence(states, model, ref, actions) -> int:
