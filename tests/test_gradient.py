@@ -138,7 +138,30 @@ def test_never_worse_than_init(tracking_case):
     assert _loss(model, gen, res.actions, w, pool) <= _loss(model, gen, gen.actions, w, pool) + 1e-12
 
 
+def test_recovery_goes_back_once_and_switches_weights(tracking_case):
+    """A height tolerance nothing can meet sends the first committed window
+    back to frame 0; every later window uses the recovery weights, and there
+    is no second rollback. A tolerance nothing exceeds changes nothing."""
+    gen, model, init = tracking_case
+    ref = gen.reference()
+    base = {"iterations": 1, "window_frames": 4, "commit_frames": 2}
+    res = gradient(model, ref, {**base, "recover_height_m": 1e-12, "recover_frames": 50}, init, threads=2)
+    assert res.info["recovery_from_frame"] == 0
+    rows = [r for r in res.history if "window_start" in r]
+    assert [r["recovery"] for r in rows] == [0] + [1] * (len(rows) - 1)
+    assert rows[0]["window_start"] == 0 and rows[1]["window_start"] == 0
+    starts = [r["window_start"] for r in rows[1:]]
+    assert starts == sorted(starts) and starts[-1] + 4 >= ref.n_frames - 1
+    off = gradient(model, ref, {**base, "recover_height_m": 0.0}, init, threads=2)
+    loose = gradient(model, ref, {**base, "recover_height_m": 10.0}, init, threads=2)
+    assert off.info["recovery_from_frame"] == loose.info["recovery_from_frame"] == -1
+    assert np.array_equal(off.actions, loose.actions)
+
+
 @pytest.mark.parametrize("params, message", [
+    ({"recover_height_m": -0.1}, "recover_height_m"),
+    ({"recover_frames": -1}, "recover_frames"),
+    ({"recover_weights": {"root_hieght": 1.0}}, "recover_weights"),
     ({"optimizer": "sgd"}, "optimizer"),
     ({"window_frames": 0}, "window_frames"),
     ({"commit_frames": 5, "window_frames": 3}, "commit_frames"),

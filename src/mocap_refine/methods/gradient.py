@@ -31,6 +31,7 @@ initialisation's.
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 import numpy as np
 
@@ -53,6 +54,9 @@ DEFAULTS = {
     "commit_frames": 3,
     "terminal_weight": 1.0,
     "fd_eps": 1e-6,
+    "recover_height_m": 0.05,
+    "recover_frames": 12,
+    "recover_weights": {"root_height": 100.0, "root_rot": 10.0},
 }
 LINE_SEARCH_STEPS = (1.0, 0.5, 0.25, 0.1, 0.03)
 
@@ -78,6 +82,15 @@ def _params(params: dict) -> dict:
         raise ValueError("gradient: commit_frames must not exceed window_frames")
     if float(p["learning_rate"]) <= 0:
         raise ValueError(f"gradient: learning_rate must be > 0, got {p['learning_rate']}")
+    if not float(p["recover_height_m"]) >= 0:
+        raise ValueError(f"gradient: recover_height_m must be >= 0 (0: no recovery), got {p['recover_height_m']}")
+    if int(p["recover_frames"]) < 0:
+        raise ValueError(f"gradient: recover_frames must be >= 0, got {p['recover_frames']}")
+    rw = p["recover_weights"]
+    if not isinstance(rw, dict) or set(rw) - set(Weights.__dataclass_fields__) or \
+            not all(np.isfinite(float(v)) and float(v) >= 0 for v in rw.values()):
+        raise ValueError(f"gradient: recover_weights must map weight names "
+                         f"({', '.join(Weights.__dataclass_fields__)}) to numbers >= 0, got {rw!r}")
     return p
 
 
@@ -293,27 +306,46 @@ def _receding_window(model, ref, init, p, w, pool, state0, t_start):
     t0 = 0
     window, commit = int(p["window_frames"]), int(p["commit_frames"])
     held = None
+    # Recovery: when a committed state's root height is off by more than
+    # recover_height_m, go back recover_frames frames and redo the rest of
+    # the clip with the recovery weights (heavier root height and
+    # orientation). The default weights track joints best while the body is
+    # up; by the time the root has sunk a few centimetres a 6-frame window
+    # can no longer catch it.
+    tol = float(p["recover_height_m"])
+    w_recover = Weights.from_params({f"w_{k}": v for k, v in
+                                     {**asdict(w), **dict(p["recover_weights"])}.items()})
+    checkpoints = {0: (state0, None)}
+    w_now, recovered_at = w, -1
     while t0 < T:
         Wn = min(window, T - t0)
-        guess = _window_guess(model, state, actions[t0:t0 + Wn], held, commit, ref, t0, w, pool)
+        guess = _window_guess(model, state, actions[t0:t0 + Wn], held, commit, ref, t0, w_now, pool)
         actions[t0:t0 + Wn] = guess
         if p["optimizer"] == "ilqr":
             u, x, hist = ilqr_window(model, state, actions[t0:t0 + Wn], ref.qpos[t0:t0 + Wn + 1],
-                                     ref.qvel[t0:t0 + Wn + 1], ref.substeps, w, pool,
+                                     ref.qvel[t0:t0 + Wn + 1], ref.substeps, w_now, pool,
                                      int(p["iterations"]), float(p["terminal_weight"]), float(p["fd_eps"]))
         else:
             u, x, hist = gauss_newton_window(model, state, actions[t0:t0 + Wn], ref.qpos[t0:t0 + Wn + 1],
-                                             ref.qvel[t0:t0 + Wn + 1], ref.substeps, w, pool,
+                                             ref.qvel[t0:t0 + Wn + 1], ref.substeps, w_now, pool,
                                              int(p["iterations"]), p["jacobian"], float(p["fd_eps"]))
         actions[t0:t0 + Wn] = u
         step = Wn if t0 + Wn >= T else commit
-        state = x[step]
-        held = u[step - 1] if step < Wn else None
         history.append({"iteration": len(history), "window_start": t0, "loss": hist[-1],
                         "window_loss_start": hist[0], "window_iterations": len(hist) - 1,
-                        "seconds": time.perf_counter() - t_start})
+                        "recovery": int(w_now is w_recover), "seconds": time.perf_counter() - t_start})
+        _, q_end, _ = split_state(model, x[step])
+        if tol > 0 and w_now is w and abs(q_end[2] - ref.qpos[t0 + step, 2]) > tol:
+            back = max(0, t0 + step - int(p["recover_frames"]))
+            t0 = max(t for t in checkpoints if t <= back)
+            state, held = checkpoints[t0]
+            w_now, recovered_at = w_recover, t0
+            continue
+        state = x[step]
+        held = u[step - 1] if step < Wn else None
         t0 += step
-    return actions, history
+        checkpoints[t0] = (state, held)
+    return actions, history, recovered_at
 
 
 def _adam(model, ref, init, p, w, pool, state0, t_start):
@@ -346,10 +378,11 @@ def gradient(model, ref, params, init_actions=None, threads=1) -> MethodResult:
     state0 = reference_states(model, ref.qpos[:1], ref.qvel[:1], ref.frame_dt)[0]
     t_start = time.perf_counter()
     init_stats = _replay_stats(model, ref, init, w, pool, state0)
+    recovered_at = -1
     if p["optimizer"] == "adam":
         actions, history = _adam(model, ref, init, p, w, pool, state0, t_start)
     else:
-        actions, history = _receding_window(model, ref, init, p, w, pool, state0, t_start)
+        actions, history, recovered_at = _receding_window(model, ref, init, p, w, pool, state0, t_start)
     final = _replay_stats(model, ref, actions, w, pool, state0)
     for row in history:
         row.setdefault("err_full_rad", np.nan)
@@ -359,5 +392,5 @@ def gradient(model, ref, params, init_actions=None, threads=1) -> MethodResult:
     if kept_init:
         actions = init
     info = {"optimizer": p["optimizer"], "init_loss": init_stats["loss"], "final_loss": final["loss"],
-            "kept_init": bool(kept_init)}
+            "kept_init": bool(kept_init), "recovery_from_frame": int(recovered_at)}
     return MethodResult(actions, history, {}, info)
