@@ -57,6 +57,8 @@ DEFAULTS = {
     "recover_height_m": 0.05,
     "recover_frames": 12,
     "recover_weights": {"root_height": 100.0, "root_rot": 10.0},
+    "recover_window_frames": 10,
+    "recover_commit_frames": 5,
 }
 LINE_SEARCH_STEPS = (1.0, 0.5, 0.25, 0.1, 0.03)
 
@@ -75,11 +77,13 @@ def _params(params: dict) -> dict:
         raise ValueError(f"gradient: optimizer must be 'gauss_newton', 'ilqr' or 'adam', got {p['optimizer']!r}")
     if p["jacobian"] not in ("shooting", "chain"):
         raise ValueError(f"gradient: jacobian must be 'shooting' or 'chain', got {p['jacobian']!r}")
-    for key in ("iterations", "window_frames", "commit_frames"):
+    for key in ("iterations", "window_frames", "commit_frames", "recover_window_frames", "recover_commit_frames"):
         if int(p[key]) < 1:
             raise ValueError(f"gradient: {key} must be >= 1, got {p[key]}")
     if int(p["commit_frames"]) > int(p["window_frames"]):
         raise ValueError("gradient: commit_frames must not exceed window_frames")
+    if int(p["recover_commit_frames"]) > int(p["recover_window_frames"]):
+        raise ValueError("gradient: recover_commit_frames must not exceed recover_window_frames")
     if float(p["learning_rate"]) <= 0:
         raise ValueError(f"gradient: learning_rate must be > 0, got {p['learning_rate']}")
     if not float(p["recover_height_m"]) >= 0:
@@ -309,9 +313,10 @@ def _receding_window(model, ref, init, p, w, pool, state0, t_start):
     # Recovery: when a committed state's root height is off by more than
     # recover_height_m, go back recover_frames frames and redo the rest of
     # the clip with the recovery weights (heavier root height and
-    # orientation). The default weights track joints best while the body is
-    # up; by the time the root has sunk a few centimetres a 6-frame window
-    # can no longer catch it.
+    # orientation) and the recovery window (longer: take-offs and landings
+    # need to be planned further ahead). The default weights and window
+    # track joints best, and cheapest, while the body is up; by the time the
+    # root has sunk a few centimetres a 6-frame window can no longer catch it.
     tol = float(p["recover_height_m"])
     w_recover = Weights.from_params({f"w_{k}": v for k, v in
                                      {**asdict(w), **dict(p["recover_weights"])}.items()})
@@ -340,6 +345,7 @@ def _receding_window(model, ref, init, p, w, pool, state0, t_start):
             t0 = max(t for t in checkpoints if t <= back)
             state, held = checkpoints[t0]
             w_now, recovered_at = w_recover, t0
+            window, commit = int(p["recover_window_frames"]), int(p["recover_commit_frames"])
             continue
         state = x[step]
         held = u[step - 1] if step < Wn else None
