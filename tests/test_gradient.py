@@ -145,13 +145,20 @@ def test_recovery_goes_back_once_and_switches_weights(tracking_case):
     gen, model, init = tracking_case
     ref = gen.reference()
     base = {"iterations": 1, "window_frames": 4, "commit_frames": 2}
-    res = gradient(model, ref, {**base, "recover_height_m": 1e-12, "recover_frames": 50}, init, threads=2)
+    recover = {"recover_height_m": 1e-12, "recover_frames": 50, "recover_window_frames": 5,
+               "recover_commit_frames": 2}
+    res = gradient(model, ref, {**base, **recover}, init, threads=2)
     assert res.info["recovery_from_frame"] == 0
     rows = [r for r in res.history if "window_start" in r]
     assert [r["recovery"] for r in rows] == [0] + [1] * (len(rows) - 1)
     assert rows[0]["window_start"] == 0 and rows[1]["window_start"] == 0
-    starts = [r["window_start"] for r in rows[1:]]
-    assert starts == sorted(starts) and starts[-1] + 4 >= ref.n_frames - 1
+    # After the rollback: recovery windows of 5 frames, 2 committed each.
+    T = ref.n_frames - 1
+    expected, t = [], 0
+    while t < T:
+        expected.append(t)
+        t += T - t if t + 5 >= T else 2
+    assert [r["window_start"] for r in rows[1:]] == expected
     off = gradient(model, ref, {**base, "recover_height_m": 0.0}, init, threads=2)
     loose = gradient(model, ref, {**base, "recover_height_m": 10.0}, init, threads=2)
     assert off.info["recovery_from_frame"] == loose.info["recovery_from_frame"] == -1
