@@ -146,7 +146,7 @@ def test_recovery_goes_back_once_and_switches_weights(tracking_case):
     ref = gen.reference()
     base = {"iterations": 1, "window_frames": 4, "commit_frames": 2}
     recover = {"recover_height_m": 1e-12, "recover_frames": 50, "recover_window_frames": 5,
-               "recover_commit_frames": 2}
+               "recover_commit_frames": 2, "recover_levels": 1}
     res = gradient(model, ref, {**base, **recover}, init, threads=2)
     assert res.info["recovery_from_frame"] == 0
     rows = [r for r in res.history if "window_start" in r]
@@ -159,6 +159,13 @@ def test_recovery_goes_back_once_and_switches_weights(tracking_case):
         expected.append(t)
         t += T - t if t + 5 >= T else 2
     assert [r["window_start"] for r in rows[1:]] == expected
+    # Two levels: the first recovery window sinks too (nothing meets the
+    # tolerance), so level 2 starts from frame 0 again and stays.
+    two = gradient(model, ref, {**base, **recover, "recover_levels": 2}, init, threads=2)
+    rows = [r for r in two.history if "window_start" in r]
+    assert [r["recovery"] for r in rows] == [0, 1] + [2] * (len(rows) - 2)
+    assert [r["window_start"] for r in rows[:3]] == [0, 0, 0]
+    assert two.info["recovery_levels_used"] == 2 and two.info["recovery_from_frame"] == 0
     off = gradient(model, ref, {**base, "recover_height_m": 0.0}, init, threads=2)
     loose = gradient(model, ref, {**base, "recover_height_m": 10.0}, init, threads=2)
     assert off.info["recovery_from_frame"] == loose.info["recovery_from_frame"] == -1
@@ -168,6 +175,7 @@ def test_recovery_goes_back_once_and_switches_weights(tracking_case):
 @pytest.mark.parametrize("params, message", [
     ({"recover_height_m": -0.1}, "recover_height_m"),
     ({"recover_frames": -1}, "recover_frames"),
+    ({"recover_levels": -1}, "recover_levels"),
     ({"recover_weights": {"root_hieght": 1.0}}, "recover_weights"),
     ({"optimizer": "sgd"}, "optimizer"),
     ({"window_frames": 0}, "window_frames"),

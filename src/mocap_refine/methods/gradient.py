@@ -57,10 +57,12 @@ DEFAULTS = {
     "recover_height_m": 0.05,
     "recover_frames": 12,
     "recover_weights": {"root_height": 100.0, "root_rot": 10.0},
+    "recover_levels": 2,
     "recover_window_frames": 10,
     "recover_commit_frames": 5,
 }
 LINE_SEARCH_STEPS = (1.0, 0.5, 0.25, 0.1, 0.03)
+RECOVER_ESCALATION = 3.0
 
 
 _WEIGHT_KEYS = tuple(f"w_{k}" for k in Weights.__dataclass_fields__)
@@ -88,6 +90,8 @@ def _params(params: dict) -> dict:
         raise ValueError(f"gradient: learning_rate must be > 0, got {p['learning_rate']}")
     if not float(p["recover_height_m"]) >= 0:
         raise ValueError(f"gradient: recover_height_m must be >= 0 (0: no recovery), got {p['recover_height_m']}")
+    if int(p["recover_levels"]) < 0:
+        raise ValueError(f"gradient: recover_levels must be >= 0, got {p['recover_levels']}")
     if int(p["recover_frames"]) < 0:
         raise ValueError(f"gradient: recover_frames must be >= 0, got {p['recover_frames']}")
     rw = p["recover_weights"]
@@ -317,11 +321,17 @@ def _receding_window(model, ref, init, p, w, pool, state0, t_start):
     # need to be planned further ahead). The default weights and window
     # track joints best, and cheapest, while the body is up; by the time the
     # root has sunk a few centimetres a 6-frame window can no longer catch it.
+    # A body that sinks again during recovery starts the next level: back
+    # again, recovery weights times RECOVER_ESCALATION.
     tol = float(p["recover_height_m"])
-    w_recover = Weights.from_params({f"w_{k}": v for k, v in
-                                     {**asdict(w), **dict(p["recover_weights"])}.items()})
+
+    def level_weights(level):
+        scale = RECOVER_ESCALATION ** (level - 1)
+        return Weights.from_params({f"w_{k}": v for k, v in
+                                    {**asdict(w), **{k: scale * float(v) for k, v in
+                                                     dict(p["recover_weights"]).items()}}.items()})
     checkpoints = {0: (state0, None)}
-    w_now, recovered_at = w, -1
+    w_now, level, recovered_at = w, 0, -1
     while t0 < T:
         Wn = min(window, T - t0)
         guess = _window_guess(model, state, actions[t0:t0 + Wn], held, commit, ref, t0, w_now, pool)
@@ -338,20 +348,24 @@ def _receding_window(model, ref, init, p, w, pool, state0, t_start):
         step = Wn if t0 + Wn >= T else commit
         history.append({"iteration": len(history), "window_start": t0, "loss": hist[-1],
                         "window_loss_start": hist[0], "window_iterations": len(hist) - 1,
-                        "recovery": int(w_now is w_recover), "seconds": time.perf_counter() - t_start})
+                        "recovery": level, "seconds": time.perf_counter() - t_start})
         _, q_end, _ = split_state(model, x[step])
-        if tol > 0 and w_now is w and abs(q_end[2] - ref.qpos[t0 + step, 2]) > tol:
+        if tol > 0 and level < int(p["recover_levels"]) and abs(q_end[2] - ref.qpos[t0 + step, 2]) > tol:
             back = max(0, t0 + step - int(p["recover_frames"]))
             t0 = max(t for t in checkpoints if t <= back)
+            checkpoints = {t: c for t, c in checkpoints.items() if t <= t0}
             state, held = checkpoints[t0]
-            w_now, recovered_at = w_recover, t0
+            level += 1
+            w_now = level_weights(level)
+            if recovered_at < 0:
+                recovered_at = t0
             window, commit = int(p["recover_window_frames"]), int(p["recover_commit_frames"])
             continue
         state = x[step]
         held = u[step - 1] if step < Wn else None
         t0 += step
         checkpoints[t0] = (state, held)
-    return actions, history, recovered_at
+    return actions, history, recovered_at, level
 
 
 def _adam(model, ref, init, p, w, pool, state0, t_start):
@@ -384,11 +398,11 @@ def gradient(model, ref, params, init_actions=None, threads=1) -> MethodResult:
     state0 = reference_states(model, ref.qpos[:1], ref.qvel[:1], ref.frame_dt)[0]
     t_start = time.perf_counter()
     init_stats = _replay_stats(model, ref, init, w, pool, state0)
-    recovered_at = -1
+    recovered_at, levels = -1, 0
     if p["optimizer"] == "adam":
         actions, history = _adam(model, ref, init, p, w, pool, state0, t_start)
     else:
-        actions, history, recovered_at = _receding_window(model, ref, init, p, w, pool, state0, t_start)
+        actions, history, recovered_at, levels = _receding_window(model, ref, init, p, w, pool, state0, t_start)
     final = _replay_stats(model, ref, actions, w, pool, state0)
     for row in history:
         row.setdefault("err_full_rad", np.nan)
@@ -398,5 +412,6 @@ def gradient(model, ref, params, init_actions=None, threads=1) -> MethodResult:
     if kept_init:
         actions = init
     info = {"optimizer": p["optimizer"], "init_loss": init_stats["loss"], "final_loss": final["loss"],
-            "kept_init": bool(kept_init), "recovery_from_frame": int(recovered_at)}
+            "kept_init": bool(kept_init), "recovery_from_frame": int(recovered_at),
+            "recovery_levels_used": int(levels)}
     return MethodResult(actions, history, {}, info)
