@@ -3,6 +3,10 @@ per second, and that rate as a fraction of a raw ``mj_step`` loop on the same
 model, measured in the same run (so the ratio, not the absolute time, is the
 figure to compare across machines).
 
+The raw loop replays the method's own actions (same motion, same contact
+load; the cost of a step depends on the contacts); the rate against a loop
+from frame 0 with zero controls (an unactuated falling body) is reported too.
+
 Steps are counted at the one place all simulation goes through
 (``mujoco.rollout.rollout``, called by ``sim.simulate_frames``): batch size x
 steps per call. A method running rollouts on several threads can exceed 1.0.
@@ -18,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import h5py
 import mujoco
 import numpy as np
 import pandas as pd
@@ -53,18 +58,33 @@ class StepCounter:
         mj_rollout.rollout = self._orig
 
 
-def raw_step_rate(reference_h5: str, seconds: float = 2.0) -> float:
-    """mj_step calls per second, single thread, from the clip's first frame."""
+def raw_step_rate(reference_h5: str, actions: np.ndarray | None = None, seconds: float = 2.0) -> float:
+    """mj_step calls per second in a plain single-thread Python loop.
+
+    With `actions` (T, nu): the loop replays those actions from the
+    reference state of frame 0 (one action held per frame's substeps), so it
+    steps through the same motion, and the same contact load, as the
+    method's result; the cost of a step depends on the contacts, and a
+    falling unactuated body (the loop without actions, from frame 0) is not
+    what the methods simulate."""
     ref, _ = pipeline.load_reference(reference_h5)
     model = load_model(ref.physics_dt)
     data = mujoco.MjData(model)
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
+        mujoco.mj_resetData(model, data)
         data.qpos[:] = ref.qpos[0]
         data.qvel[:] = ref.qvel[0]
-        for _ in range(200):
-            mujoco.mj_step(model, data)
-        n += 200
+        if actions is None:
+            for _ in range(200):
+                mujoco.mj_step(model, data)
+            n += 200
+            continue
+        for a in actions:
+            data.ctrl[:] = a
+            for _ in range(ref.substeps):
+                mujoco.mj_step(model, data)
+        n += actions.shape[0] * ref.substeps
     return n / (time.perf_counter() - start)
 
 
@@ -76,7 +96,12 @@ def main() -> None:
     ap.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
     args = ap.parse_args()
     config = yaml.safe_load(Path(args.config).read_text())
-    methods = args.methods or config["methods"]
+    methods = list(args.methods or config["methods"])
+    # A warm-started method needs its init method's actions: add them.
+    for method in list(methods):
+        init = (config.get(method) or {}).get("init")
+        if init and init not in methods:
+            methods.append(init)
     # Warm-start sources first, so their actions exist when others need them.
     methods = sorted(methods, key=lambda m: m not in ("baseline", "invdyn"))
     for method in methods:  # imports (scipy.signal, ...) out of the timings
@@ -89,7 +114,7 @@ def main() -> None:
             pipeline.import_clip(clip, clip_path)
             ref_h5 = str(tmp / clip / "reference.h5")
             pipeline.prepare(clip_path, ref_h5, tmp / clip / "diagnostics.csv")
-            raw = raw_step_rate(ref_h5)
+            raw_frame0 = raw_step_rate(ref_h5)
             for method in methods:
                 params = dict(config.get(method) or {})
                 init = params.get("init")
@@ -101,12 +126,16 @@ def main() -> None:
                                              threads=args.threads)
                     wall = time.perf_counter() - start
                 rate = counter.steps / wall if wall > 0 else float("nan")
+                with h5py.File(out, "r") as f:
+                    raw = raw_step_rate(ref_h5, f["actions"][()])
                 rows.append({"clip": clip, "method": method, "threads": args.threads,
                              "wall_s": wall, "physics_steps": counter.steps,
                              "steps_per_s": rate, "raw_mj_step_per_s": raw,
-                             "fraction_of_raw": rate / raw})
+                             "fraction_of_raw": rate / raw, "raw_frame0_mj_step_per_s": raw_frame0,
+                             "fraction_of_raw_frame0": rate / raw_frame0})
                 print(f"{clip:8s} {method:9s} wall {wall:8.2f} s  steps {counter.steps:10d}  "
-                      f"{rate:9.0f}/s  raw {raw:7.0f}/s  fraction {rate / raw:5.2f}", flush=True)
+                      f"{rate:9.0f}/s  raw(replay) {raw:7.0f}/s  fraction {rate / raw:5.2f}  "
+                      f"(raw from frame 0 {raw_frame0:7.0f}/s: {rate / raw_frame0:5.2f})", flush=True)
     out_dir = ROOT / "benchmarks" / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(out_dir / "methods.csv", index=False, float_format="%.4g")
