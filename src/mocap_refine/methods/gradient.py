@@ -57,7 +57,7 @@ DEFAULTS = {
     "recover_height_m": 0.05,
     "recover_frames": 12,
     "recover_weights": {"root_height": 100.0, "root_rot": 10.0},
-    "recover_levels": 2,
+    "recover_levels": 3,
     "recover_window_frames": 10,
     "recover_commit_frames": 5,
 }
