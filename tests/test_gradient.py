@@ -6,7 +6,7 @@ import pytest
 
 from mocap_refine.derivatives import frame_jacobians, loss_and_gradient, state_difference
 from mocap_refine.generate import generate_trajectory
-from mocap_refine.methods.gradient import gradient, window_residual
+from mocap_refine.methods.gradient import gradient, recovery_weights, window_residual
 from mocap_refine.model import load_model
 from mocap_refine.objective import Weights, tracking_loss
 from mocap_refine.sim import DataPool, make_state, simulate_frames, split_state
@@ -136,6 +136,14 @@ def test_never_worse_than_init(tracking_case):
     res = gradient(model, ref, {"iterations": 1, "w_effort": 0.0}, gen.actions, threads=1)
     pool = DataPool(model, 1)
     assert _loss(model, gen, res.actions, w, pool) <= _loss(model, gen, gen.actions, w, pool) + 1e-12
+
+
+def test_recovery_weights_replace_and_escalate():
+    w = Weights(root_pos=7.0, root_rot=2.0)
+    one = recovery_weights(w, {"root_height": 100.0, "root_rot": 10.0}, 1)
+    three = recovery_weights(w, {"root_height": 100.0, "root_rot": 10.0}, 3)
+    assert (one.root_height, one.root_rot, one.root_pos, one.joint) == (100.0, 10.0, 7.0, w.joint)
+    assert (three.root_height, three.root_rot, three.root_pos) == (900.0, 90.0, 7.0)
 
 
 def test_recovery_goes_back_once_and_switches_weights(tracking_case):

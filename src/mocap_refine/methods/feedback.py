@@ -49,7 +49,7 @@ import numpy as np
 
 from ..metrics import fall_frame, joint_errors
 from ..model import layout
-from ..objective import Weights, qpos_difference, tracking_loss, tracking_residual
+from ..objective import Weights, qpos_difference, tracking_loss
 from ..reference import Reference
 from ..sim import DataPool, simulate_frames, split_state
 from ..verify import reference_states
@@ -242,8 +242,7 @@ def feedback(model: mujoco.MjModel, ref: Reference, params: dict | None = None,
 def _window_losses(model, roll, cands, ref_q, ref_v, w) -> np.ndarray:
     """(K,) tracking loss of K candidate windows (inf where diverged)."""
     _, qpos, qvel = split_state(model, roll.states)
-    r = tracking_residual(model, qpos[:, 1:], qvel[:, 1:], ref_q[None, 1:], ref_v[None, 1:], w)
-    losses = np.sum(r ** 2, axis=(1, 2)) + w.effort * np.sum(cands ** 2, axis=(1, 2))
+    losses = tracking_loss(model, qpos, qvel, ref_q, ref_v, cands, w)
     losses[(roll.diverged_frame >= 0) | ~np.isfinite(losses)] = np.inf
     return losses
 

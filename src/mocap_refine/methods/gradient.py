@@ -31,7 +31,7 @@ initialisation's.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import replace
 
 import numpy as np
 
@@ -306,6 +306,13 @@ def _window_guess(model, state, warm, held, n_fresh, ref, t0, w, pool):
     return cands[int(np.argmin(np.sum(r ** 2, axis=1)))]
 
 
+def recovery_weights(w: Weights, overrides: dict, level: int) -> Weights:
+    """Weights of recovery level `level` >= 1: `w` with the weights named in
+    `overrides` replaced by their value times RECOVER_ESCALATION^(level-1)."""
+    scale = RECOVER_ESCALATION ** (level - 1)
+    return replace(w, **{k: scale * float(v) for k, v in overrides.items()})
+
+
 def _receding_window(model, ref, init, p, w, pool, state0, t_start):
     T = init.shape[0]
     actions = init.copy()
@@ -324,12 +331,6 @@ def _receding_window(model, ref, init, p, w, pool, state0, t_start):
     # A body that sinks again during recovery starts the next level: back
     # again, recovery weights times RECOVER_ESCALATION.
     tol = float(p["recover_height_m"])
-
-    def level_weights(level):
-        scale = RECOVER_ESCALATION ** (level - 1)
-        return Weights.from_params({f"w_{k}": v for k, v in
-                                    {**asdict(w), **{k: scale * float(v) for k, v in
-                                                     dict(p["recover_weights"]).items()}}.items()})
     checkpoints = {0: (state0, None)}
     w_now, level, recovered_at = w, 0, -1
     while t0 < T:
@@ -356,7 +357,7 @@ def _receding_window(model, ref, init, p, w, pool, state0, t_start):
             checkpoints = {t: c for t, c in checkpoints.items() if t <= t0}
             state, held = checkpoints[t0]
             level += 1
-            w_now = level_weights(level)
+            w_now = recovery_weights(w, p["recover_weights"], level)
             if recovered_at < 0:
                 recovered_at = t0
             window, commit = int(p["recover_window_frames"]), int(p["recover_commit_frames"])
