@@ -152,7 +152,7 @@ def test_recovery_goes_back_once_and_switches_weights(tracking_case):
     is no second rollback. A tolerance nothing exceeds changes nothing."""
     gen, model, init = tracking_case
     ref = gen.reference()
-    base = {"iterations": 1, "window_frames": 4, "commit_frames": 2}
+    base = {"iterations": 1, "window_frames": 4, "commit_frames": 2, "long_window_frames": 0}
     recover = {"recover_height_m": 1e-12, "recover_frames": 50, "recover_window_frames": 5,
                "recover_commit_frames": 2, "recover_levels": 1}
     res = gradient(model, ref, {**base, **recover}, init, threads=2)

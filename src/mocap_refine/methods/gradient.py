@@ -60,6 +60,11 @@ DEFAULTS = {
     "recover_levels": 3,
     "recover_window_frames": 10,
     "recover_commit_frames": 5,
+    "long_window_frames": 20,
+    "long_commit_frames": 5,
+    "long_jacobian": "chain",
+    "long_weights": {"root_pos": 30.0},
+    "long_start": "init",
 }
 LINE_SEARCH_STEPS = (1.0, 0.5, 0.25, 0.1, 0.03)
 RECOVER_ESCALATION = 3.0
@@ -77,11 +82,20 @@ def _params(params: dict) -> dict:
     p.update({k: v for k, v in (params or {}).items() if k in DEFAULTS})
     if p["optimizer"] not in ("gauss_newton", "ilqr", "adam"):
         raise ValueError(f"gradient: optimizer must be 'gauss_newton', 'ilqr' or 'adam', got {p['optimizer']!r}")
-    if p["jacobian"] not in ("shooting", "chain"):
-        raise ValueError(f"gradient: jacobian must be 'shooting' or 'chain', got {p['jacobian']!r}")
-    for key in ("iterations", "window_frames", "commit_frames", "recover_window_frames", "recover_commit_frames"):
+    if p["long_start"] not in ("init", "first_pass"):
+        raise ValueError(f"gradient: long_start must be 'init' or 'first_pass', got {p['long_start']!r}")
+    for key in ("jacobian", "long_jacobian"):
+        if p[key] not in ("shooting", "chain"):
+            raise ValueError(f"gradient: {key} must be 'shooting' or 'chain', got {p[key]!r}")
+    for key in ("iterations", "window_frames", "commit_frames", "recover_window_frames", "recover_commit_frames",
+                "long_commit_frames"):
         if int(p[key]) < 1:
             raise ValueError(f"gradient: {key} must be >= 1, got {p[key]}")
+    if int(p["long_window_frames"]) < 0:
+        raise ValueError(f"gradient: long_window_frames must be >= 0 (0: no long pass), "
+                         f"got {p['long_window_frames']}")
+    if int(p["long_window_frames"]) and int(p["long_commit_frames"]) > int(p["long_window_frames"]):
+        raise ValueError("gradient: long_commit_frames must not exceed long_window_frames")
     if int(p["commit_frames"]) > int(p["window_frames"]):
         raise ValueError("gradient: commit_frames must not exceed window_frames")
     if int(p["recover_commit_frames"]) > int(p["recover_window_frames"]):
@@ -94,11 +108,12 @@ def _params(params: dict) -> dict:
         raise ValueError(f"gradient: recover_levels must be >= 0, got {p['recover_levels']}")
     if int(p["recover_frames"]) < 0:
         raise ValueError(f"gradient: recover_frames must be >= 0, got {p['recover_frames']}")
-    rw = p["recover_weights"]
-    if not isinstance(rw, dict) or set(rw) - set(Weights.__dataclass_fields__) or \
-            not all(np.isfinite(float(v)) and float(v) >= 0 for v in rw.values()):
-        raise ValueError(f"gradient: recover_weights must map weight names "
-                         f"({', '.join(Weights.__dataclass_fields__)}) to numbers >= 0, got {rw!r}")
+    for key in ("recover_weights", "long_weights"):
+        rw = p[key]
+        if not isinstance(rw, dict) or set(rw) - set(Weights.__dataclass_fields__) or \
+                not all(np.isfinite(float(v)) and float(v) >= 0 for v in rw.values()):
+            raise ValueError(f"gradient: {key} must map weight names "
+                             f"({', '.join(Weights.__dataclass_fields__)}) to numbers >= 0, got {rw!r}")
     return p
 
 
@@ -369,6 +384,41 @@ def _receding_window(model, ref, init, p, w, pool, state0, t_start):
     return actions, history, recovered_at, level
 
 
+def _long_pass(model, ref, first, init, p, w, pool, state0, t_start, history):
+    """Second receding-window pass with a long window (long_window_frames,
+    chained Jacobian, long_weights), started from `init` (long_start: init)
+    or from the first pass's actions (first_pass); the pass with the lower
+    full replay loss (the method's own weights) is kept.
+
+    A short window cannot see that a root which falls behind now costs for
+    the rest of the clip: on dance_a the clip asks for more forward push
+    than its one stance foot can give in frames 0-8, the body lags 0.2 m and
+    a 6-frame window never plans the catch-up. A 20-frame window does
+    (dance_a drift at frame 50: 0.21 -> 0.03 m) but needs the heavier root
+    weight to prefer it, and started from the first pass it stays in that
+    pass's lagging basin (0.17 m). Started from a falling PD baseline, it
+    can fail where the short window does not (walk falls at frame 11); the
+    loss comparison then keeps the first pass. History rows get pass 2.
+    Returns (actions, info).
+    """
+    q = dict(p, window_frames=int(p["long_window_frames"]), commit_frames=int(p["long_commit_frames"]),
+             jacobian=p["long_jacobian"])
+    w_long = replace(w, **{k: float(v) for k, v in p["long_weights"].items()})
+    start = first if p["long_start"] == "first_pass" else init
+    second, rows, _, levels = _receding_window(model, ref, start, q, w_long, pool, state0, t_start)
+    offset = len(history)
+    for row in rows:
+        row["iteration"] += offset
+        row["pass"] = 2
+    history.extend(rows)
+    loss_first = _replay_stats(model, ref, first, w, pool, state0)["loss"]
+    loss_second = _replay_stats(model, ref, second, w, pool, state0)["loss"]
+    kept = loss_second < loss_first
+    info = {"long_pass_loss": loss_second, "first_pass_loss": loss_first, "long_pass_kept": bool(kept),
+            "long_pass_recovery_levels_used": int(levels)}
+    return (second if kept else first), info
+
+
 def _adam(model, ref, init, p, w, pool, state0, t_start):
     lr = float(p["learning_rate"])
     b1, b2, e = 0.9, 0.999, 1e-8
@@ -400,10 +450,15 @@ def gradient(model, ref, params, init_actions=None, threads=1) -> MethodResult:
     t_start = time.perf_counter()
     init_stats = _replay_stats(model, ref, init, w, pool, state0)
     recovered_at, levels = -1, 0
+    long_info = {}
     if p["optimizer"] == "adam":
         actions, history = _adam(model, ref, init, p, w, pool, state0, t_start)
     else:
         actions, history, recovered_at, levels = _receding_window(model, ref, init, p, w, pool, state0, t_start)
+        for row in history:
+            row["pass"] = 1
+        if int(p["long_window_frames"]):
+            actions, long_info = _long_pass(model, ref, actions, init, p, w, pool, state0, t_start, history)
     final = _replay_stats(model, ref, actions, w, pool, state0)
     for row in history:
         row.setdefault("err_full_rad", np.nan)
@@ -414,5 +469,5 @@ def gradient(model, ref, params, init_actions=None, threads=1) -> MethodResult:
         actions = init
     info = {"optimizer": p["optimizer"], "init_loss": init_stats["loss"], "final_loss": final["loss"],
             "kept_init": bool(kept_init), "recovery_from_frame": int(recovered_at),
-            "recovery_levels_used": int(levels)}
+            "recovery_levels_used": int(levels), **long_info}
     return MethodResult(actions, history, {}, info)
