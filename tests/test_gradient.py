@@ -180,7 +180,46 @@ def test_recovery_goes_back_once_and_switches_weights(tracking_case):
     assert np.array_equal(off.actions, loose.actions)
 
 
+def test_long_pass_keeps_the_pass_with_the_lower_loss(tracking_case):
+    """The second pass (long window) leaves the first pass untouched, runs
+    its own receding windows, and the result is whichever pass has the lower
+    full replay loss under the method's weights; a long pass that optimises
+    nothing of the tracking (all tracking weights 0) is never kept."""
+    gen, model, init = tracking_case
+    ref = gen.reference()
+    pool = DataPool(model, 1)
+    w = Weights()
+    base = {"iterations": 1, "window_frames": 4, "commit_frames": 2, "recover_height_m": 0.0}
+    first = gradient(model, ref, {**base, "long_window_frames": 0}, init, threads=2)
+    assert all(r.get("pass") in (1, None) for r in first.history) and "long_pass_kept" not in first.info
+    both = gradient(model, ref, {**base, "long_window_frames": 8, "long_commit_frames": 3}, init, threads=2)
+    rows1 = [r for r in both.history if r.get("pass") == 1]
+    rows2 = [r for r in both.history if r.get("pass") == 2]
+    assert [r["window_start"] for r in rows1] == [r["window_start"] for r in first.history if "window_start" in r]
+    T = ref.n_frames - 1
+    expected, t = [], 0
+    while t < T:
+        expected.append(t)
+        t += T - t if t + 8 >= T else 3
+    assert [r["window_start"] for r in rows2] == expected
+    info = both.info
+    assert info["first_pass_loss"] == pytest.approx(_loss(model, gen, first.actions, w, pool), rel=1e-9)
+    assert _loss(model, gen, both.actions, w, pool) == pytest.approx(
+        min(info["first_pass_loss"], info["long_pass_loss"]), rel=1e-9)
+    assert info["long_pass_kept"] == (info["long_pass_loss"] < info["first_pass_loss"])
+    blind = gradient(model, ref, {**base, "long_window_frames": 8, "long_commit_frames": 3,
+                                  "long_weights": {"root_pos": 0.0, "root_rot": 0.0, "joint": 0.0}},
+                     init, threads=2)
+    assert blind.info["long_pass_kept"] is False
+    assert np.array_equal(blind.actions, first.actions)
+
+
 @pytest.mark.parametrize("params, message", [
+    ({"long_window_frames": -1}, "long_window_frames"),
+    ({"long_window_frames": 4, "long_commit_frames": 5}, "long_commit_frames"),
+    ({"long_jacobian": "magic"}, "long_jacobian"),
+    ({"long_weights": {"rootpos": 1.0}}, "long_weights"),
+    ({"long_start": "middle"}, "long_start"),
     ({"recover_height_m": -0.1}, "recover_height_m"),
     ({"recover_frames": -1}, "recover_frames"),
     ({"recover_levels": -1}, "recover_levels"),

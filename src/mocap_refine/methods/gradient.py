@@ -24,6 +24,12 @@ Two optimisers, both on the shared objective (``objective.tracking_loss``):
 ``ilqr``  the same receding window with an iLQR step (Riccati backward pass,
           feedback in a batched line-search forward pass).
 
+Receding-window optimisers then run a second pass with a longer window
+(``long_window_frames``, default 20, chained Jacobian, heavier root
+position weight) from the initialisation, and keep whichever pass has the
+lower full replay loss: the short window tracks joints cheaply but cannot
+plan a catch-up of a root that fell behind; the long one can.
+
 Both never return actions whose full replay loss is worse than the
 initialisation's.
 """
