@@ -6,7 +6,8 @@ import pytest
 
 from mocap_refine.derivatives import frame_jacobians, loss_and_gradient, state_difference
 from mocap_refine.generate import generate_trajectory
-from mocap_refine.methods.gradient import gradient, recovery_weights, window_residual
+from mocap_refine.methods.gradient import (_stays_up_longer_or_lower_loss, gradient, recovery_weights,
+                                          window_residual)
 from mocap_refine.model import load_model
 from mocap_refine.objective import Weights, tracking_loss
 from mocap_refine.sim import DataPool, make_state, simulate_frames, split_state
@@ -204,6 +205,7 @@ def test_long_pass_keeps_the_pass_with_the_lower_loss(tracking_case):
     assert [r["window_start"] for r in rows2] == expected
     info = both.info
     assert info["first_pass_loss"] == pytest.approx(_loss(model, gen, first.actions, w, pool), rel=1e-9)
+    assert info["first_pass_fall_frame"] == info["long_pass_fall_frame"] == -1
     assert _loss(model, gen, both.actions, w, pool) == pytest.approx(
         min(info["first_pass_loss"], info["long_pass_loss"]), rel=1e-9)
     assert info["long_pass_kept"] == (info["long_pass_loss"] < info["first_pass_loss"])
@@ -212,6 +214,16 @@ def test_long_pass_keeps_the_pass_with_the_lower_loss(tracking_case):
                      init, threads=2)
     assert blind.info["long_pass_kept"] is False
     assert np.array_equal(blind.actions, first.actions)
+
+
+def test_the_pass_that_stays_up_longer_wins_before_the_lower_loss():
+    up, down_late, down_early = ({"fall_frame": -1, "loss": 50.0}, {"fall_frame": 89, "loss": 20.0},
+                                 {"fall_frame": 30, "loss": 10.0})
+    assert _stays_up_longer_or_lower_loss(up, down_late, 106)
+    assert not _stays_up_longer_or_lower_loss(down_late, up, 106)
+    assert _stays_up_longer_or_lower_loss(down_late, down_early, 106)
+    assert _stays_up_longer_or_lower_loss({"fall_frame": -1, "loss": 1.0}, up, 106)
+    assert not _stays_up_longer_or_lower_loss(up, up, 106)
 
 
 @pytest.mark.parametrize("params, message", [
