@@ -358,3 +358,17 @@ def test_snakemake_report_embeds_every_figure_and_table(tmp_path):
     # Captions say how to read the figures.
     assert "Which method should I use?" in page
     assert "joint error per frame" in page
+
+
+def test_history_panel_draws_the_second_pass_as_its_own_line():
+    from types import SimpleNamespace
+    hist = {"iteration": np.arange(6.0), "loss": np.array([9.0, 5.0, 4.0, 8.0, 3.0, 2.0]),
+            "pass": np.array([1, 1, 1, 2, 2, np.nan])}
+    fig, ax = plt.subplots()
+    try:
+        report.plot_history(ax, [SimpleNamespace(method="gradient", history=hist)])
+        lines = {ln.get_label(): ln for ln in ax.lines}
+        np.testing.assert_allclose(lines["gradient"].get_xdata(), [0, 1, 2, 5])
+        np.testing.assert_allclose(lines["gradient (second pass)"].get_ydata(), [8.0, 3.0])
+    finally:
+        plt.close(fig)

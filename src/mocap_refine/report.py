@@ -619,7 +619,15 @@ def plot_history(ax, runs) -> None:
         # then the row number is the honest x axis.
         if len(x) != len(y) or np.any(np.diff(x) <= 0):
             x = np.arange(len(y))
-        ax.plot(x, y, marker="o", ms=3, color=method_color(run.method), label=run.method)
+        second = np.asarray(h.get("pass", np.zeros(len(y)))) == 2
+        if len(second) != len(y):
+            second = np.zeros(len(y), dtype=bool)
+        ax.plot(x[~second], y[~second], marker="o", ms=3, color=method_color(run.method), label=run.method)
+        if second.any():
+            # gradient's second pass (long window) restarts from the init:
+            # its window losses are not a continuation of the first pass's.
+            ax.plot(x[second], y[second], marker="s", ms=3, ls="--", mfc="none",
+                    color=method_color(run.method), label=f"{run.method} (second pass)")
         ylabels.add(key)
     if not ylabels:
         _no_data(ax, "no data: histories have no loss or err_full_rad column")
