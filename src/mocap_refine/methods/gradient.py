@@ -328,11 +328,16 @@ def _window_guess(model, state, warm, held, n_fresh, ref, t0, w, pool):
     return cands[int(np.argmin(np.sum(r ** 2, axis=1)))]
 
 
+def weights_with(w: Weights, overrides: dict, scale: float = 1.0) -> Weights:
+    """`w` with the weights named in `overrides` (names without the w_
+    prefix) replaced by their value times `scale`."""
+    return replace(w, **{k: scale * float(v) for k, v in overrides.items()})
+
+
 def recovery_weights(w: Weights, overrides: dict, level: int) -> Weights:
     """Weights of recovery level `level` >= 1: `w` with the weights named in
     `overrides` replaced by their value times RECOVER_ESCALATION^(level-1)."""
-    scale = RECOVER_ESCALATION ** (level - 1)
-    return replace(w, **{k: scale * float(v) for k, v in overrides.items()})
+    return weights_with(w, overrides, RECOVER_ESCALATION ** (level - 1))
 
 
 def _receding_window(model, ref, init, p, w, pool, state0, t_start):
@@ -405,13 +410,14 @@ def _long_pass(model, ref, first, init, p, w, pool, state0, t_start, history):
     (dance_a drift at frame 50: 0.21 -> 0.03 m) but needs the heavier root
     weight to prefer it, and started from the first pass it stays in that
     pass's lagging basin (0.17 m). Started from a falling PD baseline, it
-    can fail where the short window does not (walk falls at frame 11); the
-    loss comparison then keeps the first pass. History rows get pass 2.
+    can do worse where the short window does well (walk: 0.072 rad against
+    0.021 at frame 50; with a 20-frame recovery window it falls at frame
+    11); the selection then keeps the first pass. History rows get pass 2.
     Returns (actions, info).
     """
     q = dict(p, window_frames=int(p["long_window_frames"]), commit_frames=int(p["long_commit_frames"]),
              jacobian=p["long_jacobian"])
-    w_long = replace(w, **{k: float(v) for k, v in p["long_weights"].items()})
+    w_long = weights_with(w, p["long_weights"])
     start = first if p["long_start"] == "first_pass" else init
     second, rows, _, levels = _receding_window(model, ref, start, q, w_long, pool, state0, t_start)
     offset = len(history)
