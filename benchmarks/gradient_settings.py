@@ -8,6 +8,7 @@ error at frames 10..50 and the method's info.
 
 Run:  python benchmarks/gradient_settings.py results/dance_a --frames 55 \\
           --params '{"long_window_frames": 0, "window_frames": 20, "commit_frames": 5, "jacobian": "chain"}'
+A second pass from a first one: --save first.npy on the first, --init first.npy on the second.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main() -> None:
     ap.add_argument("--params", default="{}", help="JSON overriding config/config.yaml's gradient block")
     ap.add_argument("--init", default="baseline", help="init method (actions/{init}.h5) or an .npy of actions")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--save", type=Path, help="write the resulting actions (T, nu) to this .npy (an --init for the next run)")
     args = ap.parse_args()
     ref, _ = pipeline.load_reference(args.clip_results / "reference.h5")
     n = args.frames or ref.n_frames - 1
@@ -54,6 +56,8 @@ def main() -> None:
     t = time.perf_counter()
     res = gradient(model, ref, params, init, threads=args.threads)
     wall = time.perf_counter() - t
+    if args.save:
+        np.save(args.save, res.actions)
     v = verify(model, ref.qpos, ref.qvel, res.actions, ref.frame_dt, ref.substeps, args.threads)
     m = v.metrics
     root = {k: round(float(v.root_err[k]), 3) for k in (10, 20, 30, 40, 50) if k <= n}
