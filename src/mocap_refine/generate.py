@@ -98,6 +98,37 @@ def generate_trajectory(seconds: float = 1.0, frame_dt: float = 1.0 / 30.0, seed
     return Generated(np.array(qpos), np.array(qvel), actions, frame_dt, physics_dt, substeps)
 
 
+CONTACT_CLASSES = ("switching", "contact", "airborne")
+
+
+def frame_contact_classes(model: mujoco.MjModel, gen: Generated) -> np.ndarray:
+    """(T,) what the ground contacts do inside each frame of a replay of the
+    known actions, one physics step at a time:
+
+        switching   the set of active contacts (geom pairs, counted) changes
+                    between substeps: a foot corner touches down or lifts off
+                    inside the frame, so the frame map is only piecewise
+                    smooth around the answer (see methods/invdyn.py)
+        contact     the same contacts are active at every substep
+        airborne    no contact at any substep
+    """
+    data = mujoco.MjData(model)
+    data.qpos[:], data.qvel[:] = gen.qpos[0], gen.qvel[0]
+    out = []
+    for t in range(gen.actions.shape[0]):
+        data.ctrl[:] = gen.actions[t]
+        sets = []
+        for _ in range(gen.substeps):
+            mujoco.mj_forward(model, data)
+            sets.append(sorted(zip(data.contact.geom1.tolist(), data.contact.geom2.tolist())))
+            mujoco.mj_step(model, data)
+        if any(s != sets[0] for s in sets):
+            out.append("switching")
+        else:
+            out.append("contact" if sets[0] else "airborne")
+    return np.array(out)
+
+
 def write_generated_clip(path, seconds: float = 1.0, frame_dt: float = 1.0 / 30.0, seed: int = 0,
                          physics_hz: float = 600.0) -> Generated:
     """Generate a trajectory and write its poses as a DeepMimic clip (Y-up)."""

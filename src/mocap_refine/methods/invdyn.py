@@ -25,23 +25,36 @@ Two stages:
    mocap iterations past that bought < 1% of residual at 3x the time on
    dance_a).
    Frames that do not converge are then restarted from their neighbours'
-   solutions (``restart_from_neighbours``), and each frame keeps its
-   lowest-residual candidate (info ``frames_improved_by_restart``: how many
-   frames a neighbour start won). The root is unactuated, so on
-   real mocap a residual remains: ``invdyn/frame_residual``.
+   solutions and, where neighbours converged, from the midpoint and the
+   linear and quadratic extrapolations of their actions
+   (``restart_from_neighbours``); each frame keeps its lowest-residual
+   candidate (info ``frames_improved_by_restart``: how many frames a
+   restart won). The root is unactuated, so on real mocap a residual
+   remains: ``invdyn/frame_residual``.
 
 Known limit of the frame solve: ground contacts switch on and off between
 substeps (a contact onset removes most of the approach speed in one physics
-step), so the frame map is only piecewise smooth, with jumps where an impact
-moves by one substep. Gauss-Newton converges to the exact action when it
-starts inside the smooth piece that holds it and otherwise stops at the best
-point of a neighbouring piece. With resting box feet that piece can be tiny
-(the first jump 6e-4 to 5e-3 from the answer along random unit directions),
-beyond the reach of any local start. Measured on generate_trajectory(0.5 s,
-1/30 s, seed 0): 10 of 15 frames exact from mj_inverse's torques, 12 of 15
-with the neighbour restarts; frames 0, 1 and 14 keep an action error of
-0.07-0.39 and a qpos residual RMS of 6e-4 to 7e-3 rad (tests/test_invdyn.py:
-strict xfail there, exact recovery on a measured-recoverable window).
+step), so the frame map is only piecewise smooth, with jumps where a
+touchdown or lift-off moves by one substep. Gauss-Newton converges to the
+exact action when it starts inside the smooth piece that holds it and
+otherwise stops at the best point of a neighbouring piece. Where a foot
+chatters on the floor (corners touching down 1e-6 to 4e-5 m deep and lifting
+again within a frame) the map is rugged and that piece tiny: on
+generate_trajectory(0.3 s, seed 0) frame 0 the straight line from the known
+action to the solve's answer (0.062 away) crosses 43 jumps, the residual
+rising to 0.95 rad/s between two ends of 0 and 0.16, and the piece holding
+the answer ends 1.1e-3 from it. No local start reaches it; a condensed
+multiple-shooting solve over the 20 substeps (intermediate states as
+unknowns, mjd_transitionFD per substep, tried and not kept) stopped at the
+same point. Measured with ``python benchmarks/invdyn_known_answer.py``
+(generate_trajectory 1 s, seeds 0-3, 120 frames): every frame whose contact
+set stays the same through its substeps comes back exactly (in contact
+17/17, airborne 14/14); of the frames with contacts switching inside them
+47/89 do. The other 42 stop at an action error of 0.07 (median; max 0.32)
+and a qpos residual RMS of 5e-4 rad (median; max 1e-2 rad). So on real mocap
+a frame residual below about 1e-2 rad may be the solve's floor rather than
+the clip's impossibility; the real clips' medians are 1.5e-3 (crawl) to
+5e-2 rad (backflip).
 
 Where each frame's solve starts (param ``start``):
     reference (default): from the reference state at frame t. This is the
@@ -332,6 +345,30 @@ def _solve_chunk(model, states0, qpos_t, qvel_t, actions, substeps, frame_dt, po
     return actions, r, end
 
 
+def _neighbour_starts(actions: np.ndarray, converged: np.ndarray, t: int) -> list[np.ndarray]:
+    """Starts for frame t built from its neighbours' actions (nu,) each:
+    both neighbours' actions, and where runs of neighbours are converged
+    (exact on simulator-made data), the midpoint of t - 1 and t + 1 and the
+    linear and quadratic extrapolations from either side. Actions are smooth
+    in time, so these land closer to frame t's answer than a neighbour's
+    action does (measured: benchmarks/invdyn_known_answer.py)."""
+    F = actions.shape[0]
+    a = actions
+
+    def ok(*frames):
+        return all(0 <= i < F and converged[i] for i in frames)
+
+    starts = [a[i] for i in (t - 1, t + 1) if 0 <= i < F]
+    if ok(t - 1, t + 1):
+        starts.append(0.5 * (a[t - 1] + a[t + 1]))
+    for s in (-1, 1):
+        if ok(t + s, t + 2 * s):
+            starts.append(2.0 * a[t + s] - a[t + 2 * s])
+        if ok(t + s, t + 2 * s, t + 3 * s):
+            starts.append(3.0 * a[t + s] - 3.0 * a[t + 2 * s] + a[t + 3 * s])
+    return [np.clip(x, -1.0, 1.0) for x in starts]
+
+
 def restart_from_neighbours(model: mujoco.MjModel, states0: np.ndarray, qpos_target: np.ndarray,
                             qvel_target: np.ndarray, actions: np.ndarray, residual: np.ndarray,
                             end: np.ndarray, substeps: int, frame_dt: float, pool: DataPool,
@@ -345,34 +382,43 @@ def restart_from_neighbours(model: mujoco.MjModel, states0: np.ndarray, qpos_tar
     -> the same three with each frame's lowest-residual candidate, and the
     number of frames a restart improved.
 
-    Actions are smooth in time, so frame t +- 1's answer often lies in the
-    smooth piece of frame t's map that holds frame t's answer when
-    ``mj_inverse``'s torques do not. Round 1 restarts every frame that is not
-    converged from both neighbours' actions, all in one batch; each later
-    round restarts only the unconverged neighbours of frames that the round
-    before solved exactly, so an exact answer propagates along a run of
-    failed frames (backward and forward sweeps at once).
+    Actions are smooth in time, so a start built from frame t +- 1's answer
+    (see _neighbour_starts) often lies in the smooth piece of frame t's map
+    that holds frame t's answer when ``mj_inverse``'s torques do not. Round 1
+    restarts every frame that is not converged from its neighbours, all in
+    one batch; each later round restarts the unconverged frames next to a
+    converged one from the starts not tried yet, so an exact answer
+    propagates along a run of failed frames (backward and forward sweeps at
+    once). On real mocap no frame converges, so only round 1 runs.
     """
     F = actions.shape[0]
     actions, residual, end = actions.copy(), residual.copy(), end.copy()
     cost = np.sum(residual ** 2, axis=1)
     converged_cost = residual.shape[1] * CONVERGED_RMS ** 2
-    todo = cost > converged_cost
     improved = np.zeros(F, dtype=bool)
+    tried: set[tuple[int, bytes]] = set()
+    todo = cost > converged_cost
     while todo.any():
-        pairs = [(t, t + s) for t in np.nonzero(todo)[0] for s in (-1, 1) if 0 <= t + s < F]
-        if not pairs:
+        converged = cost <= converged_cost
+        frame, starts = [], []
+        for t in np.nonzero(todo)[0]:
+            for x in _neighbour_starts(actions, converged, int(t)):
+                key = (int(t), x.tobytes())
+                if key not in tried:
+                    tried.add(key)
+                    frame.append(int(t))
+                    starts.append(x)
+        if not frame:
             break
-        frame, source = np.array(pairs).T
+        frame = np.array(frame)
         a, r, e = solve_frames(model, states0[frame], qpos_target[frame], qvel_target[frame],
-                               actions[source], substeps, frame_dt, pool, iterations)
-        was_converged = cost <= converged_cost
+                               np.array(starts), substeps, frame_dt, pool, iterations)
         for k, t in enumerate(frame):
             c = float(np.sum(r[k] ** 2))
             if c < cost[t]:
                 actions[t], residual[t], end[t], cost[t] = a[k], r[k], e[k], c
                 improved[t] = True
-        newly = (cost <= converged_cost) & ~was_converged
+        newly = (cost <= converged_cost) & ~converged
         spread = np.zeros(F, dtype=bool)
         spread[:-1] |= newly[1:]
         spread[1:] |= newly[:-1]
