@@ -4,7 +4,8 @@ One full run on two short generated clips (config/test_config.yaml), then:
 every documented output exists with its datasets and columns; a second run has
 nothing to do; changing one method's parameters reruns only that method (and
 the gathered tables); an unknown clip or method stops with a clear message;
-touching or editing one clip reruns only that clip's jobs.
+touching or editing one clip reruns only that clip's jobs; one method's target
+runs on its own in a fresh directory.
 """
 
 from __future__ import annotations
@@ -85,16 +86,21 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    from mocap_refine.generate import write_generated_clip
-
-    work = tmp_path_factory.mktemp("workflow")
+def _copy_workflow(work: Path) -> Path:
+    """The workflow's files in `work`, with an empty motions/ folder."""
     shutil.copy2(REPO / "Snakefile", work / "Snakefile")
     shutil.copy2(REPO / "environment.yml", work / "environment.yml")
     shutil.copytree(REPO / "workflow", work / "workflow")
     shutil.copytree(REPO / "config", work / "config")
     (work / "motions").mkdir()
+    return work
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    from mocap_refine.generate import write_generated_clip
+
+    work = _copy_workflow(tmp_path_factory.mktemp("workflow"))
     for seed, clip in enumerate(CLIPS):
         write_generated_clip(work / "motions" / f"{clip}.txt", seconds=0.5, frame_dt=1 / 30, seed=seed)
     before = {clip: sha256(work / "motions" / f"{clip}.txt") for clip in CLIPS}
@@ -224,3 +230,24 @@ def test_touching_or_editing_a_clip_reruns_only_that_clip(workdir):
             "results/gen_a/comparison.csv", "results/summary.csv"} <= outputs
     assert {f"results/gen_a/{m}.csv" for m in methods} <= outputs
     assert {f"results/gen_a/actions/{m}.h5" for m in methods} <= outputs
+
+
+def test_one_method_target_runs_on_its_own(tmp_path):
+    # `snakemake results/{clip}/invdyn.h5` in a fresh directory: only that
+    # clip's chain runs (import, prepare, invdyn, its evaluation), no other
+    # method, and the result is complete.
+    from mocap_refine.generate import write_generated_clip
+
+    work = _copy_workflow(tmp_path)
+    for seed, clip in enumerate(CLIPS):
+        write_generated_clip(work / "motions" / f"{clip}.txt", seconds=0.3, frame_dt=1 / 30, seed=seed)
+    target = "results/gen_a/invdyn.h5"
+    planned = planned_outputs(work, "--cores", "2", target)
+    assert target in planned and "results/gen_a/actions/invdyn.h5" in planned
+    others = {p for p in planned if re.search(r"(baseline|feedback|gradient|mpc|gen_b|summary)", p)}
+    assert not others, others
+    snakemake(work, "--cores", "2", target)
+    with h5py.File(work / target) as h5:
+        assert h5["actions"].shape[1] == N_ACTUATED
+        assert "invdyn" in h5 and "root_wrench" in h5["invdyn"]
+    assert not (work / "results" / "gen_a" / "baseline.h5").exists()
