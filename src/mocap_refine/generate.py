@@ -112,21 +112,25 @@ def frame_contact_classes(model: mujoco.MjModel, gen: Generated) -> np.ndarray:
         contact     the same contacts are active at every substep
         airborne    no contact at any substep
     """
+    T, n = gen.actions.shape[0], gen.substeps
+    state0 = make_state(model, gen.qpos[0], gen.qvel[0])
+    # One action per physics step, so the rollout returns every substep's
+    # state; states[k] is the state before physics step k.
+    out = simulate_frames(model, state0, np.repeat(gen.actions, n, axis=0), 1)
+    _, qpos, qvel = split_state(model, out.states[0, :-1])
     data = mujoco.MjData(model)
-    data.qpos[:], data.qvel[:] = gen.qpos[0], gen.qvel[0]
-    out = []
-    for t in range(gen.actions.shape[0]):
-        data.ctrl[:] = gen.actions[t]
+    classes = []
+    for t in range(T):
         sets = []
-        for _ in range(gen.substeps):
+        for k in range(t * n, (t + 1) * n):
+            data.qpos[:], data.qvel[:] = qpos[k], qvel[k]
             mujoco.mj_forward(model, data)
             sets.append(sorted(zip(data.contact.geom1.tolist(), data.contact.geom2.tolist())))
-            mujoco.mj_step(model, data)
         if any(s != sets[0] for s in sets):
-            out.append("switching")
+            classes.append("switching")
         else:
-            out.append("contact" if sets[0] else "airborne")
-    return np.array(out)
+            classes.append("contact" if sets[0] else "airborne")
+    return np.array(classes)
 
 
 def write_generated_clip(path, seconds: float = 1.0, frame_dt: float = 1.0 / 30.0, seed: int = 0,
