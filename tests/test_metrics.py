@@ -9,10 +9,12 @@ from scipy.spatial.transform import Rotation
 
 from mocap_refine.generate import standing_qpos
 from mocap_refine.metrics import (
-    METRIC_COLUMNS, fall_frame, imitation_reward, joint_errors, quat_angle, root_errors,
-    summary_metrics,
+    FALL_CONTACT_WINDOW_FRAMES, FALL_HEIGHT_M, FALL_ROT_DEG, FLOOR_CONTACT_TOL_M, METRIC_COLUMNS,
+    Fall, contact_bodies, contact_falls, fall_check, fall_frame, floor_touch, imitation_reward,
+    joint_errors, quat_angle, root_errors, root_rot_errors, summary_metrics,
 )
 from mocap_refine.model import JOINTS, layout
+from mocap_refine.reference import lowest_points
 from mocap_refine.verify import verify
 
 N_JOINTS = 12
@@ -85,26 +87,184 @@ def test_root_errors():
 
 # ----------------------------------------------------------------- fall
 
-def test_fall_frame():
-    ref = np.zeros((20, 43))
-    ref[:, 2] = 0.9
+N_FALL = 20
+
+
+def _frames(q, n=N_FALL):
+    return np.tile(q, (n, 1))
+
+
+def _turn_root(q, axis, angle_deg):
+    """q with its root orientation turned by angle_deg about the world axis."""
+    out = q.copy()
+    r = Rotation.from_rotvec(np.radians(angle_deg) * np.asarray(axis, float) / np.linalg.norm(axis))
+    out[3:7] = (r * Rotation.from_quat(q[3:7], scalar_first=True)).as_quat(scalar_first=True)
+    return out
+
+
+def _lying(model):
+    """The standing pose turned onto its back (90 degrees about y), its
+    lowest point on the floor: chest, pelvis and head are near the floor."""
+    q = _turn_root(standing_qpos(model), [0, 1, 0], 90.0)
+    q[2] -= lowest_points(model, q[None])[0]
+    return q
+
+
+def test_constants_have_the_documented_values():
+    assert FALL_HEIGHT_M == 0.25 and FALL_ROT_DEG == 60.0 and FALL_CONTACT_WINDOW_FRAMES == 2
+    assert 0.0 < FLOOR_CONTACT_TOL_M <= 0.05
+
+
+def test_fall_height_rule(model):
+    ref = _frames(standing_qpos(model))
     q = ref.copy()
     q[7:, 2] -= 0.3
-    assert fall_frame(q, ref) == 7
+    assert fall_check(model, q, ref) == Fall(7, "height")  # (the sunk body touches too: height wins)
+    assert fall_frame(model, q, ref) == 7
     q = ref.copy()
-    q[7:, 2] -= 0.2  # below the 0.25 m threshold
-    assert fall_frame(q, ref) == -1
+    q[7:, 2] += 0.2  # below the 0.25 m threshold (lifted: nothing touches)
+    assert fall_check(model, q, ref) == Fall(-1, "")
     q = ref.copy()
     q[12:, 2] += 0.26  # thrown upwards counts too
-    assert fall_frame(q, ref) == 12
+    assert fall_check(model, q, ref) == Fall(12, "height")
     q = ref.copy()
     q[5:, 0] += 3.0  # horizontal drift is not a fall
-    assert fall_frame(q, ref) == -1
+    assert fall_frame(model, q, ref) == -1
+
+
+@pytest.mark.parametrize("k", [1, 9, N_FALL - 1])
+def test_fall_orientation_rule_about_the_vertical(model, k):
+    """Turning the standing body about the vertical changes no height: 61
+    degrees from frame k falls at k for orientation, 59 degrees never."""
+    stand = standing_qpos(model)
+    ref = _frames(stand)
+    q = ref.copy()
+    q[k:] = _turn_root(stand, [0, 0, 1], 61.0)
+    np.testing.assert_allclose(root_rot_errors(q, ref)[k:], 61.0, atol=1e-9)
+    assert fall_check(model, q, ref) == Fall(k, "orientation")
+    q[k:] = _turn_root(stand, [0, 0, 1], 59.0)
+    assert fall_check(model, q, ref) == Fall(-1, "")
+
+
+def test_fall_orientation_rule_is_the_geodesic_angle(model):
+    """In the air (nothing near the floor, same root height) about a tilted
+    axis: 61 degrees falls, 59 does not, the quaternion's sign is no turn."""
+    stand = standing_qpos(model)
+    stand[2] += 1.0
+    ref = _frames(stand)
+    q = ref.copy()
+    q[4:] = _turn_root(stand, [1, 1, 0], 59.0)
+    q[6:] = _turn_root(stand, [1, 1, 0], 61.0)
+    assert fall_check(model, q, ref) == Fall(6, "orientation")
+    q = ref.copy()
+    q[3:, 3:7] *= -1.0
+    assert fall_check(model, q, ref) == Fall(-1, "")
+
+
+def test_contact_bodies_are_all_but_the_feet(model):
+    bodies, geoms = contact_bodies(model)
+    names = {mujoco_name(model, b) for b in bodies}
+    assert "right_ankle" not in names and "left_ankle" not in names
+    assert {"root", "chest", "neck", "right_knee", "left_wrist"} <= names
+    assert len(bodies) == model.nbody - 3  # world and the two foot bodies
+    assert sum(len(g) for g in geoms) == model.ngeom - 3  # floor and the two feet
+
+
+def mujoco_name(model, body):
+    import mujoco
+    return mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, body)
+
+
+def test_floor_touch_tolerance(model):
+    """A body touches when its lowest point is below FLOOR_CONTACT_TOL_M."""
+    lying = _lying(model)
+    q = _frames(lying, 3)
+    q[1, 2] += FLOOR_CONTACT_TOL_M - 1e-4
+    q[2, 2] += FLOOR_CONTACT_TOL_M + 1e-4
+    touch = floor_touch(model, q)
+    assert touch[0].any() and touch[1].any() and not touch[2].any()
+    # Standing: the feet touch but are not watched; the shins are 5.5 cm up.
+    assert not floor_touch(model, standing_qpos(model)[None]).any()
+
+
+def test_fall_contact_rule_lying_while_the_reference_floats(model):
+    """The replay lies on the floor from frame k while the reference lies
+    0.2 m above it (root height 0.2 m off: under the height rule; same
+    orientation): a contact fall at k."""
+    lying = _lying(model)
+    ref = _frames(lying)
+    ref[:, 2] += 0.2
+    q = ref.copy()
+    k = 8
+    q[k:, 2] -= 0.2
+    assert fall_check(model, q, ref) == Fall(k, "contact")
+
+
+def test_fall_contact_rule_same_pose_in_both_is_no_fall(model):
+    """A crawl/roll-like pose on the floor in replay and reference alike."""
+    lying = _lying(model)
+    q = _frames(lying)
+    assert floor_touch(model, q).any(axis=1).all()
+    assert fall_check(model, q, q.copy()) == Fall(-1, "")
+
+
+def test_fall_contact_window(model):
+    """The reference's contact counts within FALL_CONTACT_WINDOW_FRAMES (2)
+    frames either side: lying from frame 10 in the replay, the reference
+    lies from frame 12 (no fall) or from frame 13 (fall at 10)."""
+    lying = _lying(model)
+    floating = lying.copy()
+    floating[2] += 0.2
+    q = _frames(floating)
+    q[10:] = lying
+    for start, expected in ((12, Fall(-1, "")), (13, Fall(10, "contact")), (8, Fall(-1, ""))):
+        ref = _frames(floating)
+        ref[start:] = lying
+        assert fall_check(model, q, ref) == expected, start
+    # The reference touching only before the window does not count either.
+    ref = _frames(floating)
+    ref[:7] = lying
+    assert fall_check(model, q, ref) == Fall(10, "contact")
+
+
+def test_fall_contact_standing_reference(model):
+    """Pelvis and chest on the floor while the reference stands: the contact
+    criterion fires at that frame (the root is also far too low, and height
+    is reported first at the same frame)."""
+    ref = _frames(standing_qpos(model))
+    q = ref.copy()
+    q[11:] = _lying(model)
+    c = contact_falls(model, q, ref)
+    assert c.tolist() == [t >= 11 for t in range(N_FALL)]
+    assert fall_check(model, q, ref) == Fall(11, "height")
+
+
+def test_feet_on_the_floor_are_no_contact_fall(model):
+    """Standing on the floor while the reference floats 0.2 m up: only the
+    feet touch, and feet are not watched."""
+    stand = standing_qpos(model)
+    ref = _frames(stand)
+    ref[:, 2] += 0.2
+    assert fall_check(model, _frames(stand), ref) == Fall(-1, "")
+
+
+def test_fall_check_rejects_mismatched_shapes(model):
+    q = _frames(standing_qpos(model))
+    with pytest.raises(ValueError, match="differ"):
+        fall_check(model, q, q[:-1])
+
+
+def test_root_rot_errors_known_angle(model):
+    stand = standing_qpos(model)
+    ref = _frames(stand, 4)
+    q = ref.copy()
+    q[1:] = _turn_root(stand, [0.0, 0.6, 0.8], 30.0)
+    np.testing.assert_allclose(root_rot_errors(q, ref), [0.0, 30.0, 30.0, 30.0], atol=1e-9)
 
 
 # ----------------------------------------------------------------- summary
 
-def _summary(T, fall):
+def _summary(T, fall, root_rot_err=None, fall_reason=""):
     frames = np.arange(T + 1)
     joint_err = np.tile((0.01 * frames)[:, None], (1, N_JOINTS))
     joint_err[:, 0] += 0.12  # one joint off by 0.12 everywhere: +0.01 on the mean
@@ -114,7 +274,8 @@ def _summary(T, fall):
     actions = np.zeros((T, 28))
     actions[0, :3] = [1.0, -1.0, 0.999]  # two saturated entries
     single = np.linspace(0.0, 0.2, T)
-    return summary_metrics(joint_err, root_err, reward, fall, actions, single)
+    return summary_metrics(joint_err, root_err, reward, fall, actions, single,
+                           root_rot_err=root_rot_err, fall_reason=fall_reason)
 
 
 def test_summary_metrics_long():
@@ -129,6 +290,21 @@ def test_summary_metrics_long():
     assert m["saturated_fraction"] == pytest.approx(2 / (60 * 28))
     assert m["single_step_err_rad"] == pytest.approx(0.1)
     assert set(m) <= set(METRIC_COLUMNS)
+    assert np.isnan(m["root_rot_err50_deg"])  # no root orientation error given
+
+
+def test_summary_root_rot_err50_is_the_mean_over_frames_1_to_50():
+    """A constant 37 degree root error over frames 1..50 (0 at frame 0, 90
+    after frame 50) gives 37; a short clip averages frames 1..T."""
+    rot = np.full(61, 37.0)
+    rot[0] = 0.0
+    rot[51:] = 90.0
+    m = _summary(60, 11, root_rot_err=rot, fall_reason="orientation")
+    assert m["root_rot_err50_deg"] == pytest.approx(37.0)
+    assert m["fall_reason"] == "orientation"
+    m = _summary(20, -1, root_rot_err=np.r_[0.0, np.linspace(10.0, 30.0, 20)], fall_reason="height")
+    assert m["root_rot_err50_deg"] == pytest.approx(20.0)
+    assert m["fall_reason"] == ""  # no fall, no reason
 
 
 def test_summary_metrics_short_clip_and_no_fall():
@@ -220,6 +396,21 @@ def test_verify_single_step_isolates_a_bad_action(gen_model, gen):
     assert per_frame[:11].max() < 1e-6 and per_frame[11] > 1e-3
     # the other frames contribute < 1e-6 each, so the mean is frame 10's share
     assert ver.metrics["single_step_err_rad"] == pytest.approx(ver.single_step_err[10] / len(acts), abs=1e-6)
+
+
+def test_verify_fall_reason_and_root_rotation(gen_model, gen):
+    """The exact actions never fall (reason ""), root rotation error 0; a
+    NaN action 5 makes the physics diverge at frame 6 before any fall rule
+    fires: fall at 6 for the reason "diverged"."""
+    ver = verify(gen_model, gen.qpos, gen.qvel, gen.actions, gen.frame_dt, gen.substeps)
+    assert ver.fall_reason == ver.metrics["fall_reason"] == ""
+    assert ver.root_rot_err.shape == (gen.qpos.shape[0],) and ver.root_rot_err.max() < 1e-4
+    assert ver.metrics["root_rot_err50_deg"] < 1e-4
+    acts = np.array(gen.actions)
+    acts[5] = np.nan
+    ver = verify(gen_model, gen.qpos, gen.qvel, acts, gen.frame_dt, gen.substeps)
+    assert ver.diverged_frame == 6 and ver.status == "diverged at frame 6"
+    assert ver.metrics["fall_frame"] == 6 and ver.fall_reason == ver.metrics["fall_reason"] == "diverged"
 
 
 def test_verify_rejects_mismatched_lengths(gen_model, gen):

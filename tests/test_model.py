@@ -14,7 +14,7 @@ from mocap_refine.generate import standing_qpos
 from mocap_refine.model import (
     HINGE_JOINTS, JOINTS, TORQUE_LIMIT_NM, layout, load_model, substeps_for,
 )
-from mocap_refine.reference import lowest_points
+from mocap_refine.reference import geom_lowest_points, lowest_points
 
 # From DEEPMIMIC_FACTS.md.
 BODY_MASS_KG = {"root": 6.0, "chest": 14.0, "neck": 2.0, "right_hip": 4.5, "right_knee": 3.0,
@@ -150,6 +150,34 @@ def test_lowest_points_random_poses(model):
         mujoco.mj_kinematics(model, data)
         assert got[t] == pytest.approx(_brute_force_lowest(model, data, body_geoms), abs=1e-12)
         assert got_feet[t] == pytest.approx(_brute_force_lowest(model, data, feet), abs=1e-12)
+
+
+def test_geom_lowest_points_per_geom(model):
+    """The vectorised per-geom lowest points: each column is that geom's
+    lowest_points, the row minimum the whole body's; names or ids."""
+    rng = np.random.default_rng(5)
+    lay = layout(model)
+    qpos = np.tile(model.qpos0, (4, 1))
+    for q in qpos:
+        q[:3] = rng.uniform(-1, 1, 3)
+        q[3:7] = Rotation.random(random_state=rng).as_quat(scalar_first=True)
+        for name, adr in zip(JOINTS, lay.qpos_adr):
+            if name in HINGE_JOINTS:
+                q[adr] = rng.uniform(-1, 1)
+            else:
+                q[adr:adr + 4] = Rotation.random(random_state=rng).as_quat(scalar_first=True)
+    got = geom_lowest_points(model, qpos)
+    body_geoms = [g for g in range(model.ngeom) if model.geom_bodyid[g] != 0]
+    assert got.shape == (4, len(body_geoms))
+    for k, g in enumerate(body_geoms):
+        np.testing.assert_allclose(got[:, k], lowest_points(model, qpos, [mujoco.mj_id2name(
+            model, mujoco.mjtObj.mjOBJ_GEOM, g)]), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.min(axis=1), lowest_points(model, qpos), rtol=0, atol=1e-12)
+    feet = geom_lowest_points(model, qpos, ("right_foot", "left_foot"))
+    ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, n) for n in ("right_foot", "left_foot")]
+    np.testing.assert_array_equal(feet, geom_lowest_points(model, qpos, ids))
+    with pytest.raises(ValueError, match="unsupported geom type"):
+        geom_lowest_points(model, qpos, ["floor"])
 
 
 def test_standing_pose(model):

@@ -13,14 +13,17 @@ import pytest
 from mocap_refine.clip import ClipError, load_clip
 from mocap_refine.generate import write_generated_clip
 from mocap_refine.io import atomic_path, to_attr
-from mocap_refine.metrics import METRIC_COLUMNS, joint_errors, root_errors
+from mocap_refine import pipeline
+from mocap_refine.methods import MethodResult
+from mocap_refine.metrics import FALL_REASONS, METRIC_COLUMNS, fall_check, joint_errors, root_errors, root_rot_errors
 from mocap_refine.model import JOINTS, TORQUE_LIMIT_NM, layout, load_model
 from mocap_refine.pipeline import (
     compute_actions, evaluate, gather, import_clip, load_reference, prepare, pybullet_clip_path,
 )
 
 RESULT_DATASETS = ("actions", "torques", "reference/qpos", "reference/qvel", "replay/qpos",
-                   "replay/qvel", "replay/joint_err", "replay/root_err", "replay/reward")
+                   "replay/qvel", "replay/joint_err", "replay/root_err", "replay/root_rot_err",
+                   "replay/reward")
 RESULT_ATTRS = ("clip", "method", "method_params", "clip_sha256", "model_sha256", "frame_dt",
                 "physics_dt", "substeps", "package_version", "mujoco_version", "actuator_names",
                 "joint_names")
@@ -100,6 +103,16 @@ def test_result_file_has_documented_contents(run):
         qpos = f["replay/qpos"][()]
         np.testing.assert_allclose(f["replay/joint_err"][()], joint_errors(model, qpos, ref.qpos))
         np.testing.assert_allclose(f["replay/root_err"][()], root_errors(qpos, ref.qpos))
+        np.testing.assert_allclose(f["replay/root_rot_err"][()], root_rot_errors(qpos, ref.qpos))
+        assert f["replay/root_rot_err"].attrs["units"] == "deg"
+        assert f.attrs["root_rot_err50_deg"] == pytest.approx(f["replay/root_rot_err"][1:16].mean())
+        # The stored fall and its reason are the fall rule on the stored
+        # replay (or the divergence frame when that comes first).
+        fall = fall_check(model, qpos, ref.qpos)
+        if f.attrs["fall_reason"] != "diverged":
+            assert (int(f.attrs["fall_frame"]), f.attrs["fall_reason"]) == (fall.frame, fall.reason)
+        assert f.attrs["fall_reason"] in FALL_REASONS + ("",)
+        assert (f.attrs["fall_reason"] == "") == (f.attrs["fall_frame"] < 0)
         # Replay starts from the reference state of frame 0.
         np.testing.assert_array_equal(qpos[0], ref.qpos[0])
         assert list(f.attrs["joint_names"]) == list(JOINTS)
@@ -115,7 +128,84 @@ def test_result_file_has_documented_contents(run):
     for col in ("err50_rad", "err_full_rad", "root_drift50_m", "reward_mean", "tracked_fraction"):
         assert r[col] == pytest.approx(attrs[col], rel=1e-5), col
     assert r["fall_frame"] == attrs["fall_frame"]
+    # An empty fall_reason (no fall) reads back from the CSV as NaN.
+    assert (r["fall_reason"] if isinstance(r["fall_reason"], str) else "") == attrs["fall_reason"]
     assert r["err50_rad"] == pytest.approx(r["err_full_rad"], rel=1e-5)  # T = 15 < 50
+    assert r["root_rot_err50_deg"] == pytest.approx(attrs["root_rot_err50_deg"], rel=1e-5)
+    with h5py.File(run["actions"], "r") as f:
+        cost = f.attrs["cost_replays"]
+    assert r["cost_replays"] == pytest.approx(cost, rel=1e-5) == attrs["cost_replays"]
+
+
+def test_actions_file_has_cost_in_replays(run):
+    """cost_replays = wall_s / replay_s, both measured, finite and > 0."""
+    with h5py.File(run["actions"], "r") as f:
+        wall, replay, cost = (float(f.attrs[k]) for k in ("wall_s", "replay_s", "cost_replays"))
+    assert np.isfinite([wall, replay, cost]).all()
+    assert wall > 0 and replay > 0 and cost > 0
+    assert cost == pytest.approx(wall / replay, rel=1e-12)
+
+
+class _FakeClock:
+    """time.perf_counter returning the given readings in turn."""
+
+    def __init__(self, readings):
+        self.readings = list(readings)
+
+    def perf_counter(self):
+        return self.readings.pop(0)
+
+
+def _fake_method(events):
+    def fn(model, ref, params, init_actions, threads):
+        events.append(("method", None))
+        return MethodResult(np.zeros((ref.n_frames - 1, model.nu)))
+    return fn
+
+
+def _fake_simulate(events):
+    def simulate(model, state0, actions, substeps, pool=None):
+        events.append(("replay", (np.array(state0), np.array(actions), substeps, pool)))
+    return simulate
+
+
+def test_replay_time_is_the_median_of_three_before_the_method(run, tmp_path, monkeypatch):
+    """Known clock: replays take 5, 1 and 2 s, the method 10 s: replay_s is
+    the median 2, cost_replays 5. The three replays come before the method,
+    single thread (pool None), zeros from the reference state of frame 0."""
+    events = []
+    monkeypatch.setattr(pipeline, "get_method", lambda name: _fake_method(events))
+    monkeypatch.setattr(pipeline, "simulate_frames", _fake_simulate(events))
+    monkeypatch.setattr(pipeline, "time", _FakeClock([0, 5, 5, 6, 6, 8, 8, 18]))
+    out = tmp_path / "actions" / "baseline.h5"
+    compute_actions(run["ref"], "baseline", {}, out)
+    with h5py.File(out, "r") as f:
+        assert f.attrs["wall_s"] == 10.0
+        assert f.attrs["replay_s"] == 2.0
+        assert f.attrs["cost_replays"] == 5.0
+    assert [e[0] for e in events] == ["replay"] * 3 + ["method"]
+    ref, _ = load_reference(run["ref"])
+    model = load_model(ref.physics_dt)
+    for _, (state0, actions, substeps, pool) in events[:3]:
+        assert pool is None and substeps == ref.substeps
+        np.testing.assert_array_equal(actions, np.zeros((15, model.nu)))
+        np.testing.assert_array_equal(state0[1:1 + model.nq], ref.qpos[0])
+        np.testing.assert_array_equal(state0[1 + model.nq:1 + model.nq + model.nv], ref.qvel[0])
+
+
+def test_warm_started_replay_time_uses_the_init_actions(run, tmp_path, monkeypatch):
+    init = tmp_path / "init.h5"
+    init_actions = np.full((15, 28), 0.25)
+    with h5py.File(init, "w") as f:
+        f["actions"] = init_actions
+        f.attrs["method"] = "baseline"
+    events = []
+    monkeypatch.setattr(pipeline, "get_method", lambda name: _fake_method(events))
+    monkeypatch.setattr(pipeline, "simulate_frames", _fake_simulate(events))
+    compute_actions(run["ref"], "feedback", {"init": "baseline"}, tmp_path / "feedback.h5", init_h5=init)
+    assert [e[0] for e in events] == ["replay"] * 3 + ["method"]
+    for _, (_, actions, _, _) in events[:3]:
+        np.testing.assert_array_equal(actions, init_actions)
 
 
 def test_import_clip_copies_pybullet_file(tmp_path):

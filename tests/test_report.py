@@ -243,6 +243,75 @@ def test_best_value_rules():
     assert report.best_rows(all_div, "err50_rad") == {2}
 
 
+def test_cost_and_root_rotation_columns(results):
+    """cost_replays and root_rot_err50_deg are in every table (lower is
+    better), cost_replays next to the wall time; the overview gives their
+    medians next to the total wall time."""
+    assert METRICS.index("cost_replays") == METRICS.index("wall_s") + 1
+    assert "root_rot_err50_deg" in METRICS and "fall_reason" in METRICS
+    table = pd.DataFrame({
+        "clip": ["c1", "c2", "c3", "c1", "c2", "c3"], "method": ["a"] * 3 + ["b"] * 3,
+        "status": ["ok"] * 6, "err50_rad": [0.1] * 6, "tracked_fraction": [1.0] * 6,
+        "wall_s": [1.0, 2.0, 3.0, 10.0, 20.0, 30.0],
+        "cost_replays": [2.0, 4.0, 100.0, 7.0, np.nan, 9.0],
+        "root_rot_err50_deg": [5.0, 1.0, 3.0, 10.0, 10.0, 10.0],
+    })
+    assert report.best_rows(table[table["clip"] == "c1"], "cost_replays") == {0}
+    assert report.best_rows(table[table["clip"] == "c1"], "root_rot_err50_deg") == {0}
+    ov = report.method_overview(report.complete_table(table)).set_index("method")
+    assert list(ov.columns).index("median_cost_replays") == list(ov.columns).index("total_wall_s") + 1
+    assert ov.loc["a", "median_cost_replays"] == 4.0 and ov.loc["b", "median_cost_replays"] == 8.0
+    assert ov.loc["a", "median_root_rot_err50_deg"] == 3.0
+    assert ov.loc["a", "total_wall_s"] == 6.0
+    # The result files of the fixture: the computed baseline has a measured
+    # cost, the hand-written zero_torque actions file has none.
+    comparison = pd.read_csv(results / CLIP / "comparison.csv").set_index("method")
+    assert comparison.loc["baseline", "cost_replays"] > 0
+    assert np.isnan(comparison.loc["zero_torque", "cost_replays"])
+    assert comparison.loc["zero_torque", "fall_reason"] in ("height", "orientation", "contact", "diverged")
+    text = report.clip_markdown(results / CLIP / "comparison.csv", CLIP, ["baseline", "zero_torque"])
+    row = next(line for line in text.splitlines() if line.startswith("| zero_torque"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2 + METRICS.index("fall_reason")] == comparison.loc["zero_torque", "fall_reason"]
+
+
+def test_old_tables_without_new_columns_still_report(results, tmp_path):
+    """A summary.csv written before cost_replays, root_rot_err50_deg and
+    fall_reason existed: tables and figure come out, those cells "-"."""
+    old = pd.read_csv(results / "summary.csv").drop(columns=["cost_replays", "root_rot_err50_deg",
+                                                             "fall_reason"])
+    path = tmp_path / "summary.csv"
+    old.to_csv(path, index=False)
+    methods, clips = ["baseline", "zero_torque"], [CLIP, "gen_s"]
+    text = report.summary_markdown(path, methods, clips)
+    header = next(line for line in text.splitlines() if line.startswith("| clip"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    row = next(line for line in text.splitlines() if line.startswith(f"| {CLIP} | baseline |"))
+    cells = dict(zip(columns, (c.strip() for c in row.strip("|").split("|"))))
+    assert cells["cost_replays"] == cells["root_rot_err50_deg"] == cells["fall_reason"] == "-"
+    assert cells["wall_s"] != "-"
+    comp = tmp_path / "comparison.csv"
+    old[old["clip"] == CLIP].to_csv(comp, index=False)
+    assert "| baseline |" in report.clip_markdown(comp, CLIP, methods)
+    info = report.plot_summary(path, tmp_path / "summary.png", methods, clips)
+    assert_real_image(tmp_path / "summary.png", info["size_px"])
+
+
+def test_fall_reason_in_labels(results, tmp_path):
+    fallen = tmp_path / "fallen.h5"
+    shutil.copy2(results / CLIP / "zero_torque.h5", fallen)
+    with h5py.File(fallen, "r+") as f:
+        f.attrs["fall_frame"] = 7
+        f.attrs["fall_reason"] = "contact"
+        f.attrs["status"] = "ok"
+    run = report.load_run(fallen, "fallen")
+    assert run.fall_reason == "contact"
+    assert report._fate(run) == "falls at 7 (contact)"
+    with h5py.File(fallen, "r+") as f:
+        del f.attrs["fall_reason"]  # a file from before fall_reason existed
+    assert report._fate(report.load_run(fallen, "fallen")) == "falls at 7"
+
+
 def test_summary_figure_and_tables(results, tmp_path):
     methods, clips = ["baseline", "zero_torque"], [CLIP, "gen_s"]
     info = report.plot_summary(results / "summary.csv", tmp_path / "summary.png", methods, clips)

@@ -28,9 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 CLIPS = ("gen_a", "gen_b")
 METRIC_COLUMNS = [
     "clip", "method", "status", "frames", "frame_dt", "physics_dt", "wall_s",
-    "single_step_err_rad", "err50_rad", "err_full_rad", "root_drift50_m",
-    "root_drift_end_m", "reward_mean", "fall_frame", "tracked_fraction",
-    "saturated_fraction",
+    "cost_replays", "single_step_err_rad", "err50_rad", "err_full_rad", "root_drift50_m",
+    "root_drift_end_m", "root_rot_err50_deg", "reward_mean", "fall_frame", "fall_reason",
+    "tracked_fraction", "saturated_fraction",
 ]
 N_ACTUATED = 28
 N_JOINTS = 12
@@ -139,12 +139,18 @@ def test_outputs_have_documented_datasets_and_columns(workdir):
                 assert f["/replay/qvel"].shape[1] == ref_qvel.shape[1]
                 assert f["/replay/joint_err"].shape == (T + 1, N_JOINTS)
                 assert f["/replay/root_err"].shape[0] == T + 1
+                assert f["/replay/root_rot_err"].shape == (T + 1,)
+                assert f["/replay/root_rot_err"].attrs["units"] == "deg"
                 assert f["/replay/reward"].ndim == 1
                 attrs = dict(f.attrs)
                 assert attrs["clip"] == clip
                 assert attrs["method"] == method
-                for metric in ("err50_rad", "err_full_rad", "root_drift50_m", "fall_frame"):
+                for metric in ("err50_rad", "err_full_rad", "root_drift50_m", "fall_frame", "fall_reason",
+                               "root_rot_err50_deg", "cost_replays"):
                     assert metric in attrs, f"attribute {metric} missing in {clip}/{method}.h5"
+                # Every method's actions are computed by compute_actions,
+                # which measures its cost in replays of the clip.
+                assert np.isfinite(attrs["cost_replays"]) and attrs["cost_replays"] > 0
             row = pd.read_csv(base / f"{method}.csv")
             assert set(METRIC_COLUMNS) <= set(row.columns)
             assert len(row) == 1

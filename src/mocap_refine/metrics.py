@@ -4,21 +4,53 @@ Definitions (README "Metrics"): T actions take frame 0 to frame T.
 joint error at a frame = mean over the 12 actuated joints of the rotation
 angle between simulated and reference local joint rotation (geodesic angle
 for ball joints, absolute angle difference for knees and elbows).
+
+Fall rule (:func:`fall_check`): the first frame at which the replay
+(a) has its root height off the reference by more than FALL_HEIGHT_M, or
+(b) has its root orientation off by more than FALL_ROT_DEG (geodesic angle
+between the root quaternions), or (c) touches the floor with a body other
+than the feet while the same body of the reference touches it at none of the
+frames t - FALL_CONTACT_WINDOW_FRAMES .. t + FALL_CONTACT_WINDOW_FRAMES.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 
 from .model import END_EFFECTORS, HINGE_JOINTS, JOINTS, POSE_WEIGHT, layout
+from .reference import FOOT_GEOMS, geom_lowest_points
 
-FALL_HEIGHT_M = 0.25
+# Fall rule (module docstring, README "Metrics").
+FALL_HEIGHT_M = 0.25  # root height off the reference by more than this (m)
+FALL_ROT_DEG = 60.0  # root orientation off the reference by more than this (deg)
+FALL_CONTACT_WINDOW_FRAMES = 2  # reference contact searched in frames t-2..t+2
+# A body "touches the floor" (plane z = 0) when the lowest point of its geoms
+# is below this height (m); one test for replay and reference alike. The
+# kinematic reference floats or sinks by centimetres where it is on the floor
+# (a frame's lowest point ranges from -0.11 m in crawl to +0.07 m in
+# getup_faceup), so any value flips somewhere. Chosen with
+# benchmarks/fall_contact_tolerance.py on the 15 DeepMimic references
+# against a copy of themselves moved down so that each frame's lowest point
+# sits on z = 0 (a perfect tracker resting on the floor): at 0.03 m none of
+# the 11 clips on their feet registers a contact fall; at 0.02 m cartwheel
+# does once, at 0.04-0.05 m jump, kick and run do (shins passing a few cm
+# above the floor). The 4 clips on the floor register some at every value
+# from 0.01 to 0.05 m (at 0.03 m: crawl 52 frames, getup_facedown 26,
+# getup_faceup 21, roll 1): there the contact criterion is only as good as
+# the clip.
+FLOOR_CONTACT_TOL_M = 0.03
+# Reported reason of a fall; at one frame the first listed criterion wins.
+# "diverged": the physics blew up before any criterion (verify.verify).
+FALL_REASONS = ("height", "orientation", "contact", "diverged")
+
 METRIC_COLUMNS = (
     "clip", "method", "status", "frames", "frame_dt", "physics_dt", "wall_s",
-    "single_step_err_rad", "err50_rad", "err_full_rad", "root_drift50_m",
-    "root_drift_end_m", "reward_mean", "fall_frame", "tracked_fraction",
-    "saturated_fraction",
+    "cost_replays", "single_step_err_rad", "err50_rad", "err_full_rad", "root_drift50_m",
+    "root_drift_end_m", "root_rot_err50_deg", "reward_mean", "fall_frame", "fall_reason",
+    "tracked_fraction", "saturated_fraction",
 )
 
 
@@ -43,6 +75,12 @@ def joint_errors(model: mujoco.MjModel, qpos: np.ndarray, qpos_ref: np.ndarray) 
 def root_errors(qpos: np.ndarray, qpos_ref: np.ndarray) -> np.ndarray:
     """(T, nq) -> (T,) distance (m) between simulated and reference root."""
     return np.linalg.norm(qpos[..., :3] - qpos_ref[..., :3], axis=-1)
+
+
+def root_rot_errors(qpos: np.ndarray, qpos_ref: np.ndarray) -> np.ndarray:
+    """(T, nq) -> (T,) geodesic angle (deg) between simulated and reference
+    root orientation (quaternions qpos[3:7])."""
+    return np.degrees(quat_angle(qpos[..., 3:7], qpos_ref[..., 3:7]))
 
 
 def _kinematics(model, qpos, qvel):
@@ -101,32 +139,105 @@ def imitation_reward(model: mujoco.MjModel, qpos: np.ndarray, qvel: np.ndarray,
     return (0.5 * r_pose + 0.05 * r_vel + 0.15 * r_end + 0.2 * r_root + 0.1 * r_com) / 1.0
 
 
-def fall_frame(qpos: np.ndarray, qpos_ref: np.ndarray) -> int:
-    """First frame whose root height differs from the reference by more than
-    0.25 m; -1 if none."""
-    off = np.abs(qpos[:, 2] - qpos_ref[:, 2]) > FALL_HEIGHT_M
-    return int(np.argmax(off)) if off.any() else -1
+@dataclass(frozen=True)
+class Fall:
+    """First fall frame (-1: none) and the criterion that triggered it
+    (one of FALL_REASONS; "" when there is no fall)."""
+    frame: int
+    reason: str
+
+
+def contact_bodies(model: mujoco.MjModel) -> tuple[tuple[int, ...], tuple[np.ndarray, ...]]:
+    """The bodies the contact criterion watches: every body with geoms
+    except the world and the bodies holding the foot geoms. Returns (body
+    ids, per body the geom ids it holds)."""
+    feet = {int(model.geom_bodyid[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, g)])
+            for g in FOOT_GEOMS}
+    bodies = [b for b in range(1, model.nbody) if b not in feet and model.body_geomnum[b] > 0]
+    geoms = tuple(np.nonzero(model.geom_bodyid == b)[0] for b in bodies)
+    return tuple(bodies), geoms
+
+
+def floor_touch(model: mujoco.MjModel, qpos: np.ndarray, tol_m: float = FLOOR_CONTACT_TOL_M) -> np.ndarray:
+    """(T, nq) -> (T, B) bool: body b of contact_bodies(model) touches the
+    floor, i.e. the lowest point of its geoms is below tol_m."""
+    _, geoms = contact_bodies(model)
+    flat = np.concatenate(geoms)
+    low = geom_lowest_points(model, qpos, flat)
+    starts = np.cumsum([0] + [len(g) for g in geoms[:-1]])
+    return np.minimum.reduceat(low, starts, axis=1) < tol_m
+
+
+def contact_falls(model: mujoco.MjModel, qpos: np.ndarray, qpos_ref: np.ndarray,
+                  tol_m: float = FLOOR_CONTACT_TOL_M,
+                  window: int = FALL_CONTACT_WINDOW_FRAMES) -> np.ndarray:
+    """(T, nq) x 2 -> (T,) bool: some body of contact_bodies(model) touches
+    the floor in the replay while the reference's same body touches it at
+    none of the frames t - window .. t + window (cut at the clip's ends)."""
+    sim = floor_touch(model, qpos, tol_m)
+    ref = floor_touch(model, qpos_ref, tol_m)
+    w = int(window)
+    T = ref.shape[0]
+    padded = np.zeros((T + 2 * w, ref.shape[1]), dtype=bool)
+    padded[w:w + T] = ref
+    near = np.zeros_like(ref)
+    for k in range(2 * w + 1):
+        near |= padded[k:k + T]
+    return (sim & ~near).any(axis=1)
+
+
+def fall_check(model: mujoco.MjModel, qpos: np.ndarray, qpos_ref: np.ndarray) -> Fall:
+    """(T, nq) replay and reference -> Fall: the first frame where the root
+    height is off by more than FALL_HEIGHT_M ("height"), the root orientation
+    by more than FALL_ROT_DEG ("orientation"), or a non-foot body touches the
+    floor while the reference's does not nearby ("contact"); at one frame
+    the reasons are checked in that order."""
+    if qpos.shape != qpos_ref.shape:
+        raise ValueError(f"fall_check: replay {qpos.shape} and reference {qpos_ref.shape} differ")
+    criteria = (
+        ("height", np.abs(qpos[:, 2] - qpos_ref[:, 2]) > FALL_HEIGHT_M),
+        ("orientation", root_rot_errors(qpos, qpos_ref) > FALL_ROT_DEG),
+        ("contact", contact_falls(model, qpos, qpos_ref)),
+    )
+    best = Fall(-1, "")
+    for reason, off in criteria:
+        if off.any():
+            k = int(np.argmax(off))
+            if best.frame < 0 or k < best.frame:
+                best = Fall(k, reason)
+    return best
+
+
+def fall_frame(model: mujoco.MjModel, qpos: np.ndarray, qpos_ref: np.ndarray) -> int:
+    """First fall frame of the replay (:func:`fall_check`); -1 if none."""
+    return fall_check(model, qpos, qpos_ref).frame
 
 
 def summary_metrics(joint_err: np.ndarray, root_err: np.ndarray, reward: np.ndarray,
-                    fall: int, actions: np.ndarray, single_step_err: np.ndarray) -> dict:
+                    fall: int, actions: np.ndarray, single_step_err: np.ndarray,
+                    root_rot_err: np.ndarray | None = None, fall_reason: str = "") -> dict:
     """Metric values from per-frame replay arrays.
 
     joint_err: (T+1, 12) rad; root_err: (T+1,) m; reward: (T+1,);
     fall: fall frame or -1; actions: (T, nu); single_step_err: (T,) rad,
-    joint error at t+1 after one frame from the reference state of t.
+    joint error at t+1 after one frame from the reference state of t;
+    root_rot_err: (T+1,) deg root orientation error (None: metric NaN);
+    fall_reason: the criterion behind `fall` ("" when none).
     """
     T = joint_err.shape[0] - 1
     per_frame = joint_err.mean(axis=1)
     k50 = min(50, T)
+    rot50 = float(np.mean(root_rot_err[1:k50 + 1])) if root_rot_err is not None and T > 0 else float("nan")
     return {
         "single_step_err_rad": float(np.mean(single_step_err)),
         "err50_rad": float(per_frame[1:k50 + 1].mean()),
         "err_full_rad": float(per_frame[1:].mean()),
         "root_drift50_m": float(root_err[k50]),
         "root_drift_end_m": float(root_err[T]),
+        "root_rot_err50_deg": rot50,
         "reward_mean": float(reward[1:].mean()),
         "fall_frame": int(fall),
+        "fall_reason": str(fall_reason) if fall >= 0 else "",
         "tracked_fraction": float(1.0 if fall < 0 else (fall - 1) / T),
         "saturated_fraction": float(np.mean(np.abs(actions) >= 1.0 - 1e-9)),
     }

@@ -35,7 +35,11 @@ from .methods import WARM_STARTED, get_method
 from .metrics import METRIC_COLUMNS
 from .model import JOINTS, layout, load_model, model_sha256
 from .reference import Reference, build_reference
+from .sim import make_state, simulate_frames
 from .verify import verify
+
+# compute_actions times this many open-loop replays and keeps the median.
+REPLAY_TIMINGS = 3
 
 
 def _sha256(path) -> str:
@@ -122,11 +126,32 @@ def _params_json(params) -> str:
     return json.dumps(dict(params or {}), sort_keys=True, default=str)
 
 
+def replay_seconds(model: mujoco.MjModel, ref: Reference, actions: np.ndarray,
+                   repeats: int = REPLAY_TIMINGS) -> float:
+    """Wall time (s) of one open-loop replay of `actions` (T, nu) from the
+    reference state of frame 0 (sim.simulate_frames, one thread, a fresh
+    MjData as pool=None makes): the median of `repeats` replays, so one
+    hiccup of the machine does not set the unit."""
+    state0 = make_state(model, ref.qpos[0], ref.qvel[0], 0.0)
+    times = []
+    for _ in range(max(1, int(repeats))):
+        start = time.perf_counter()
+        simulate_frames(model, state0, actions, ref.substeps, None)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
 def compute_actions(reference_h5, method: str, params: dict, out_h5, *, init_h5=None,
                     threads: int = 1) -> None:
     """Reference -> actions of `method` (HDF5 with /actions, /torques,
     /history, method datasets). `init_h5`: actions file to start from, for
-    the warm-started methods."""
+    the warm-started methods.
+
+    Attributes wall_s (s the method took), replay_s (s of one open-loop
+    replay of the clip, :func:`replay_seconds`, measured in this job before
+    the method runs, on the init actions or zeros) and cost_replays =
+    wall_s / replay_s: the method's cost in replays of the clip, which
+    compares across clip lengths and machines."""
     fn = get_method(method)
     params = dict(params or {})
     ref, ref_attrs = load_reference(reference_h5)
@@ -144,6 +169,8 @@ def compute_actions(reference_h5, method: str, params: dict, out_h5, *, init_h5=
         if init_actions.shape != (ref.n_frames - 1, model.nu):
             raise ValueError(f"{init_h5}: actions have shape {init_actions.shape}, "
                              f"expected {(ref.n_frames - 1, model.nu)}")
+    timed = init_actions if init_actions is not None else np.zeros((ref.n_frames - 1, model.nu))
+    replay_s = replay_seconds(model, ref, timed)
     start = time.perf_counter()
     result = fn(model, ref, params, init_actions, int(threads))
     wall = time.perf_counter() - start
@@ -165,6 +192,8 @@ def compute_actions(reference_h5, method: str, params: dict, out_h5, *, init_h5=
         f.attrs["method"] = method
         f.attrs["method_params"] = _params_json(params)
         f.attrs["wall_s"] = wall
+        f.attrs["replay_s"] = replay_s
+        f.attrs["cost_replays"] = wall / replay_s if replay_s > 0 else float("nan")
         f.attrs["threads"] = int(threads)
         f.attrs["clip"] = ref_attrs["clip"]
         for k, v in result.info.items():
@@ -203,6 +232,7 @@ def evaluate(reference_h5, actions_h5, out_h5, out_csv) -> None:
         "clip": ref_attrs["clip"], "method": method, "status": ver.status,
         "frames": ref.n_frames, "frame_dt": ref.frame_dt, "physics_dt": ref.physics_dt,
         "wall_s": float(act_attrs.get("wall_s", np.nan)),
+        "cost_replays": float(act_attrs.get("cost_replays", np.nan)),
     }
     row.update(ver.metrics)
     with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as f:
@@ -218,6 +248,8 @@ def evaluate(reference_h5, actions_h5, out_h5, out_csv) -> None:
         f["replay/joint_err"].attrs["units"] = "rad"
         f["replay/root_err"] = ver.root_err
         f["replay/root_err"].attrs["units"] = "m"
+        f["replay/root_rot_err"] = ver.root_rot_err
+        f["replay/root_rot_err"].attrs["units"] = "deg"
         f["replay/reward"] = ver.reward
         f["replay/single_step_err"] = ver.single_step_err
         f["replay/single_step_err"].attrs["units"] = "rad"
@@ -231,6 +263,7 @@ def evaluate(reference_h5, actions_h5, out_h5, out_csv) -> None:
             "ground_shift_m": ref.ground_shift_m, "cycles": ref.cycles,
             "package_version": __version__, "mujoco_version": mujoco.__version__,
             "actuator_names": list(lay.actuator_names), "joint_names": list(JOINTS),
+            "replay_s": float(act_attrs.get("replay_s", np.nan)),
         }
         attrs.update(row)
         for k, v in attrs.items():

@@ -105,6 +105,40 @@ def lowest_points(model: mujoco.MjModel, qpos: np.ndarray, geoms=None) -> np.nda
     return out
 
 
+def geom_lowest_points(model: mujoco.MjModel, qpos: np.ndarray, geoms=None) -> np.ndarray:
+    """(N, nq) -> (N, G) lowest z (m) of each given geom (names or ids;
+    default: all body geoms in id order, the floor excluded). The same closed
+    forms as :func:`lowest_points`, vectorised over frames and geoms (the
+    fall rule calls it on every replay); equal to it up to rounding."""
+    data = mujoco.MjData(model)
+    if geoms is None:
+        ids = [g for g in range(model.ngeom) if model.geom_bodyid[g] != 0]
+    else:
+        ids = [g if isinstance(g, (int, np.integer)) else mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, g)
+               for g in geoms]
+    ids = np.asarray(ids, dtype=int)
+    types = model.geom_type[ids].astype(int)
+    sphere = types == int(mujoco.mjtGeom.mjGEOM_SPHERE)
+    capsule = types == int(mujoco.mjtGeom.mjGEOM_CAPSULE)
+    box = types == int(mujoco.mjtGeom.mjGEOM_BOX)
+    if not (sphere | capsule | box).all():
+        raise ValueError(f"geom_lowest_points: unsupported geom type {types[~(sphere | capsule | box)][0]}")
+    N = qpos.shape[0]
+    z = np.empty((N, len(ids)))
+    rz = np.empty((N, len(ids), 3))  # third row of each geom's rotation matrix
+    for t in range(N):
+        data.qpos[:] = qpos[t]
+        mujoco.mj_kinematics(model, data)
+        z[t] = data.geom_xpos[ids, 2]
+        rz[t] = data.geom_xmat[ids, 6:9]
+    size = model.geom_size[ids]
+    drop = np.empty_like(z)
+    drop[:, sphere] = size[sphere, 0]
+    drop[:, capsule] = np.abs(rz[:, capsule, 2]) * size[capsule, 1] + size[capsule, 0]
+    drop[:, box] = np.sum(np.abs(rz[:, box, :]) * size[box], axis=-1)
+    return z - drop
+
+
 def ground_shift(lowest: np.ndarray) -> float:
     """Height (m) to add to the root so the clip stands on the floor: the
     median per-frame lowest point goes to z = 0 (mocap feet typically sit a

@@ -59,9 +59,9 @@ _EXTRA_COLORS = ("#d62728", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#393b79
 CONTEXT_COLUMNS = ("clip", "method", "status", "frames", "frame_dt", "physics_dt")
 METRICS = tuple(c for c in METRIC_COLUMNS if c not in CONTEXT_COLUMNS)
 # Which direction is better for each metric; fall_frame: -1 (never) is best,
-# otherwise later is better.
-LOWER_IS_BETTER = {"wall_s", "single_step_err_rad", "err50_rad", "err_full_rad",
-                   "root_drift50_m", "root_drift_end_m", "saturated_fraction"}
+# otherwise later is better; fall_reason is text (never bold).
+LOWER_IS_BETTER = {"wall_s", "cost_replays", "single_step_err_rad", "err50_rad", "err_full_rad",
+                   "root_drift50_m", "root_drift_end_m", "root_rot_err50_deg", "saturated_fraction"}
 HIGHER_IS_BETTER = {"reward_mean", "tracked_fraction"}
 MISSING_STATUS = "failed: no result"
 GRAVITY_M_S2 = 9.81
@@ -109,6 +109,7 @@ class MethodRun:
     status: str
     frame_dt: float = float("nan")
     fall_frame: int = -1
+    fall_reason: str = ""
     joint_names: tuple = ()
     joint_err: np.ndarray | None = None
     root_err: np.ndarray | None = None
@@ -153,6 +154,7 @@ def load_run(path, method: str | None = None) -> MethodRun:
                 status=str(attrs.get("status", "ok")),
                 frame_dt=float(attrs.get("frame_dt", float("nan"))),
                 fall_frame=int(attrs.get("fall_frame", -1)),
+                fall_reason=str(attrs.get("fall_reason", "")),
                 joint_names=tuple(str(_attr(n)) for n in attrs.get("joint_names", ())),
                 joint_err=f["replay/joint_err"][()],
                 root_err=f["replay/root_err"][()],
@@ -286,8 +288,10 @@ def markdown_table(table: pd.DataFrame, columns, group: str | None = None) -> st
 _METRIC_NOTES = (
     "Bold: best value per column among methods whose replay stayed valid "
     "(among the diverged ones when all diverged). Lower is better for errors, "
-    "drifts, wall time and saturation; higher for `reward_mean` and "
-    "`tracked_fraction`; `fall_frame` \"never\" is best. **DIVERGED**: the "
+    "drifts, wall time, `cost_replays` (wall time in open-loop replays of the "
+    "clip) and saturation; higher for `reward_mean` and `tracked_fraction`; "
+    "`fall_frame` \"never\" is best, `fall_reason` says which rule fired "
+    "(height, orientation, contact, diverged). **DIVERGED**: the "
     "physics blew up at that frame and the replay state was frozen there; "
     "its numbers describe that frozen replay. **FAILED**: no result "
     "(the job failed or its file is missing)."
@@ -402,7 +406,8 @@ def write_clip_markdown(comparison_csv, out_md, clip: str, methods=None, h5_path
 def method_overview(table: pd.DataFrame) -> pd.DataFrame:
     """Per method across clips: clips won on err50_rad (ties count for all),
     median err50_rad, median tracked_fraction, clips that diverged or failed,
-    total wall time. table: complete_table output."""
+    median root_rot_err50_deg, total wall time and median cost_replays.
+    table: complete_table output."""
     wins = {m: 0 for m in dict.fromkeys(table["method"])}
     for _, g in table.groupby("clip", sort=False):
         for i in best_rows(g, "err50_rad"):
@@ -416,7 +421,9 @@ def method_overview(table: pd.DataFrame) -> pd.DataFrame:
             "median_tracked_fraction": pd.to_numeric(g["tracked_fraction"], errors="coerce").median(),
             "diverged": int(g["status"].map(lambda s: diverged_frame(s) >= 0).sum()),
             "failed": int(g["status"].map(is_failed).sum()),
+            "median_root_rot_err50_deg": pd.to_numeric(g["root_rot_err50_deg"], errors="coerce").median(),
             "total_wall_s": pd.to_numeric(g["wall_s"], errors="coerce").sum(min_count=1),
+            "median_cost_replays": pd.to_numeric(g["cost_replays"], errors="coerce").median(),
         })
     return pd.DataFrame(rows)
 
@@ -480,13 +487,21 @@ def _no_data(ax, text: str) -> None:
 
 
 def _fate(run: MethodRun) -> str:
-    """"falls at 11, diverged at 77" / "falls at 8" / "" (tracks to the end)."""
+    """"falls at 11 (contact), diverged at 77" / "falls at 8 (height)" / ""
+    (tracks to the end)."""
     parts = []
     if run.fall_frame >= 0 and run.fall_frame != run.diverged_frame:
-        parts.append(f"falls at {run.fall_frame}")
+        parts.append(f"falls at {run.fall_frame}{_reason(run)}")
     if run.diverged_frame >= 0:
         parts.append(f"diverged at {run.diverged_frame}")
     return ", ".join(parts)
+
+
+def _reason(run: MethodRun) -> str:
+    """" (contact)" etc.: the fall rule that fired, "" when unknown (files
+    written before fall_reason existed) or "diverged" (said separately)."""
+    reason = run.fall_reason.strip()
+    return f" ({reason})" if reason and reason != "diverged" else ""
 
 
 def same_replay_as(runs) -> dict:
@@ -548,7 +563,9 @@ def plot_joint_error(ax, runs) -> dict:
     ax.set_xlabel(f"frame{unit}")
     ax.set_ylabel("mean joint error (rad, log)")
     ax.set_title("Open-loop replay: joint error per frame\n"
-                 "dashed line + triangle: fall (root height off > 0.25 m); X: physics diverged")
+                 "dashed line + triangle: fall (root height off > 0.25 m, root rotation off > 60 deg,\n"
+                 "or a body other than the feet on the floor where the reference's is not); "
+                 "X: physics diverged")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=9)
     return marked
@@ -694,11 +711,12 @@ def plot_status(ax, runs) -> None:
     n = max(len(runs), 1)
     for k, run in enumerate(runs):
         if is_ok(run.status):
-            state = "ok, never falls" if run.fall_frame < 0 else f"ok, falls at frame {run.fall_frame}"
+            state = ("ok, never falls" if run.fall_frame < 0
+                     else f"ok, falls at frame {run.fall_frame}{_reason(run)}")
         elif run.diverged_frame >= 0:
             state = f"DIVERGED at frame {run.diverged_frame}"
             if 0 <= run.fall_frame < run.diverged_frame:
-                state += f", falls at frame {run.fall_frame}"
+                state += f", falls at {run.fall_frame}{_reason(run)}"
         else:
             state = "FAILED: no result"
         err = run.attrs.get("err50_rad")
@@ -794,7 +812,8 @@ DRIFT50_NORM = (0.01, 1.0)  # m: a centimetre vs a body width off
 def plot_summary(summary_csv, out_png, methods=None, clips=None) -> dict:
     """summary.png: heat maps clip x method of err50_rad, root_drift50_m and
     tracked_fraction (values written in the cells; failed cells grey), and
-    total wall time per method. Returns {"size_px": (w, h)}."""
+    total wall time per method (with its median cost_replays). Returns
+    {"size_px": (w, h)}."""
     table = complete_table(_read_metrics(summary_csv), methods, clips)
     methods = list(methods) if methods is not None else list(dict.fromkeys(table["method"]))
     clips = list(clips) if clips is not None else list(dict.fromkeys(table["clip"]))
@@ -827,6 +846,10 @@ def plot_summary(summary_csv, out_png, methods=None, clips=None) -> dict:
 def _wall_time_bars(ax, table, methods) -> None:
     wall = [pd.to_numeric(table.loc[table["method"] == m, "wall_s"], errors="coerce") for m in methods]
     totals = np.array([w.sum(min_count=1) for w in wall], dtype=float)
+    # Median over clips of the cost in open-loop replays of the clip (NaN
+    # for tables written before cost_replays existed: not shown).
+    costs = [pd.to_numeric(table.loc[table["method"] == m, "cost_replays"], errors="coerce").median()
+             for m in methods]
     if not np.isfinite(totals).any():
         _no_data(ax, "no data: no wall_s values")
         return
@@ -834,12 +857,14 @@ def _wall_time_bars(ax, table, methods) -> None:
     heights = np.where(np.isfinite(totals), totals, 0.0)
     ax.bar(x, heights, color=[method_color(m) for m in methods])
     trans = matplotlib.transforms.blended_transform_factory(ax.transData, ax.transAxes)
-    for xi, t, w in zip(x, totals, wall):
+    for xi, t, w, c in zip(x, totals, wall, costs):
         if not np.isfinite(t):
             ax.text(xi, 0.02, "failed", transform=trans, ha="center", va="bottom", fontsize=8,
                     color="#aa0000")
             continue
-        ax.annotate(f"{t:.3g} s\n({int(w.notna().sum())} clips)", (xi, t), xytext=(0, 3),
+        cost = f"\n{c:,.0f} replays" if np.isfinite(c) and c >= 10 else (
+            f"\n{c:.2g} replays" if np.isfinite(c) else "")
+        ax.annotate(f"{t:.3g} s\n({int(w.notna().sum())} clips){cost}", (xi, t), xytext=(0, 3),
                     textcoords="offset points", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(x)
     ax.set_xticklabels(methods, rotation=30, ha="right")
@@ -849,9 +874,10 @@ def _wall_time_bars(ax, table, methods) -> None:
         ax.set_ylim(pos.min() / 3, pos.max() * 10)
         _log_axis(ax)
     else:
-        ax.set_ylim(0, (pos.max() if len(pos) else 1) * 1.35)
+        ax.set_ylim(0, (pos.max() if len(pos) else 1) * 1.5)
     ax.set_ylabel("wall time summed over clips (s)")
-    ax.set_title("Cost: time to compute the actions\n(all clips, per method)")
+    ax.set_title("Cost: time to compute the actions\n(summed over clips; under it the median\n"
+                 "over clips in open-loop replays of the clip)")
     ax.grid(True, axis="y", which="major", alpha=0.3)
 
 
@@ -893,7 +919,7 @@ def animate_replay(h5_path, out_gif, max_frames: int = 40, dpi: int = 70) -> dic
     (grey ghost), seen from the side (x-z) and the front (y-z), the camera
     following the reference root. Frames are subsampled to at most
     `max_frames`; playback is real time. Returns {"frames": shown frame
-    indices, "fall_frame": k or -1}."""
+    indices, "fall_frame": k or -1, "fall_reason": the rule that fired or ""}."""
     from .model import load_model
 
     run = load_run(h5_path)
@@ -961,7 +987,7 @@ def animate_replay(h5_path, out_gif, max_frames: int = 40, dpi: int = 70) -> dic
     with atomic_path(out_gif) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
                        duration=duration_ms, loop=0)
-    return {"frames": shown.tolist(), "fall_frame": run.fall_frame}
+    return {"frames": shown.tolist(), "fall_frame": run.fall_frame, "fall_reason": run.fall_reason}
 
 
 def gif_page(gif_path, out_html, title: str, caption: str = "") -> None:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from .metrics import fall_frame, imitation_reward, joint_errors, root_errors, summary_metrics
+from .metrics import (fall_check, imitation_reward, joint_errors, root_errors, root_rot_errors,
+                      summary_metrics)
 from .sim import DataPool, make_state, simulate_frames, split_state
 
 
@@ -17,7 +18,9 @@ class Verification:
 
     qpos (T+1, nq), qvel (T+1, nv), joint_err (T+1, 12) rad, root_err (T+1,)
     m, reward (T+1,), single_step_err (T,) rad, diverged_frame (-1 if none),
-    metrics: the metric values (METRIC_COLUMNS minus context columns).
+    metrics: the metric values (METRIC_COLUMNS minus context columns),
+    root_rot_err (T+1,) deg, fall_reason: criterion of metrics["fall_frame"]
+    (metrics.FALL_REASONS, "" when it never falls).
     """
     qpos: np.ndarray
     qvel: np.ndarray
@@ -27,6 +30,8 @@ class Verification:
     single_step_err: np.ndarray
     diverged_frame: int
     metrics: dict
+    root_rot_err: np.ndarray | None = None
+    fall_reason: str = ""
 
     @property
     def status(self) -> str:
@@ -58,9 +63,15 @@ def verify(model: mujoco.MjModel, qpos_ref: np.ndarray, qvel_ref: np.ndarray,
     single[one.diverged_frame >= 0] = np.pi
     joint_err = joint_errors(model, qpos, qpos_ref)
     root_err = root_errors(qpos, qpos_ref)
+    root_rot_err = root_rot_errors(qpos, qpos_ref)
     reward = imitation_reward(model, qpos, qvel, qpos_ref, qvel_ref)
-    fall = fall_frame(qpos, qpos_ref)
-    if diverged >= 0:
-        fall = diverged if fall < 0 else min(fall, diverged)
-    metrics = summary_metrics(joint_err, root_err, reward, fall, actions, single)
-    return Verification(qpos, qvel, joint_err, root_err, reward, single, diverged, metrics)
+    fall = fall_check(model, qpos, qpos_ref)
+    fall_at, reason = fall.frame, fall.reason
+    # A divergence before any fall criterion ends the replay there: the
+    # state is frozen from that frame on (sim.Rollout).
+    if diverged >= 0 and (fall_at < 0 or diverged < fall_at):
+        fall_at, reason = diverged, "diverged"
+    metrics = summary_metrics(joint_err, root_err, reward, fall_at, actions, single,
+                              root_rot_err=root_rot_err, fall_reason=reason)
+    return Verification(qpos, qvel, joint_err, root_err, reward, single, diverged, metrics,
+                        root_rot_err, reason)

@@ -16,9 +16,15 @@ clip, method = snakemake.wildcards.clip, snakemake.wildcards.method
 info = report.animate_replay(snakemake.input[0], snakemake.output.gif)
 logging.info("animation frames %s, fall frame %s", info["frames"], info["fall_frame"])
 fall = info["fall_frame"]
+why = {
+    "height": "root height off the reference by more than 0.25 m",
+    "orientation": "root orientation off the reference by more than 60 degrees",
+    "contact": "a body other than the feet touches the floor where the reference's does not",
+    "diverged": "the physics diverged",
+}.get(info.get("fall_reason", ""), "see README, Metrics")
 report.gif_page(
     snakemake.output.gif,
     snakemake.output.html,
     f"{clip} / {method}: open-loop replay (colour) over the reference (grey)",
-    "Never falls." if fall < 0 else f"Falls at frame {fall} (root height off by more than 0.25 m).",
+    "Never falls." if fall < 0 else f"Falls at frame {fall} ({why}).",
 )

@@ -119,7 +119,7 @@ def _evaluate(model, ref, states, diverged, actions, w) -> dict:
     _, qpos, qvel = split_state(model, states)
     per_frame = joint_errors(model, qpos, ref.qpos).mean(axis=1)
     T = actions.shape[0]
-    fall = fall_frame(qpos, ref.qpos)
+    fall = fall_frame(model, qpos, ref.qpos)
     if diverged >= 0:
         fall = diverged if fall < 0 else min(fall, diverged)
     return {

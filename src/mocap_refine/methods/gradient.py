@@ -134,7 +134,7 @@ def _replay_stats(model, ref, actions, w, pool, state0):
         "loss": loss,
         "err_full_rad": float(per_frame[1:].mean()),
         "err50_rad": float(per_frame[1:min(50, T) + 1].mean()),
-        "fall_frame": fall_frame(q, ref.qpos),
+        "fall_frame": fall_frame(model, q, ref.qpos),
     }
 
 
