@@ -33,7 +33,7 @@ def test_default_config_is_valid_and_complete(tmp_path):
 
 def test_known_names_match_package():
     assert list(mr_config.known_clips()) == DEEPMIMIC
-    assert list(mr_config.known_methods()) == ["baseline", "feedback", "gradient", "mpc", "invdyn"]
+    assert list(mr_config.known_methods()) == ["baseline", "feedback", "gradient", "mpc", "invdyn", "track"]
     schema = yaml.safe_load(SCHEMA.read_text())
     assert schema["properties"]["methods"]["items"]["enum"] == list(mr_config.known_methods())
 
@@ -131,8 +131,11 @@ def test_clip_cycles_default():
 
 
 def test_readme_documents_every_config_key():
-    """The README's configuration tables name every key the schema accepts."""
+    """The README's configuration tables (or, for methods with typed
+    settings, their generated tables in docs/methods/) name every key the
+    schema accepts."""
     readme = (REPO / "README.md").read_text()
+    readme += "".join(p.read_text() for p in sorted((REPO / "docs" / "methods").glob("*.md")))
     schema = yaml.safe_load(SCHEMA.read_text())
     missing = []
     for key, sub in schema["properties"].items():

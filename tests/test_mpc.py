@@ -11,7 +11,7 @@ import pytest
 from scipy.ndimage import gaussian_filter1d
 
 from mocap_refine.generate import generate_trajectory
-from mocap_refine.methods import get_method
+from mocap_refine.methods import get_spec
 from mocap_refine.methods import mpc as mpc_module
 from mocap_refine.methods.mpc import (MPCConfig, cem_update, horizon_costs, mpc, mppi_mean, receding_horizon,
                                       smooth_noise)
@@ -42,7 +42,7 @@ def perturbed_actions(gen, std=0.03, seed=0):
 
 
 def test_registered():
-    assert get_method("mpc") is mpc
+    assert get_spec("mpc").load() is mpc
 
 
 def test_bad_params_raise():

@@ -228,8 +228,27 @@ def check_config(config: Mapping, motions_dir: str | Path = "motions") -> None:
                 problems.append(str(err))
                 break
 
+    problems += _settings_problems(config, methods_known)
+
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def _settings_problems(config: Mapping, methods_known) -> list[str]:
+    """Every problem of the method blocks that have typed settings
+    (ranges and relations the schema cannot express)."""
+    from .methods import get_spec
+    from .settings import SettingsError, from_block
+    problems = []
+    for method in methods_known:
+        cls = get_spec(method).settings_class()
+        if cls is None or method not in config:
+            continue
+        try:
+            from_block(cls, config.get(method), method)
+        except SettingsError as err:
+            problems += [f"config {line.strip()}" for line in str(err).splitlines()[1:]]
+    return problems
 
 
 def load_config(

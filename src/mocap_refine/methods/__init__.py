@@ -1,12 +1,22 @@
-"""Action methods. Each takes the reference trajectory and returns per-frame
-actions (T, nu) in [-1, 1]; the iterative ones also return a history table.
+"""Action methods and their registry.
 
-Registry: METHODS maps a method name to its function
-``fn(model, ref, params, init_actions, threads) -> MethodResult``.
+Each method turns a reference trajectory into per-frame actions (T, nu) in
+[-1, 1]; the iterative ones also return a history table. Every fact about a
+method that other parts need (its function, its typed settings, the threads
+it uses well, its colour, whether it warm-starts from another method) is in
+its :class:`MethodSpec` in ``REGISTRY``: the workflow rules, the CLI, the
+config checks and the report read it from there.
+
+Methods in the new shape (``settings`` set) are called as
+``fn(problem, settings, init_actions) -> MethodResult`` with a
+:class:`~mocap_refine.problem.TrackingProblem` and their settings dataclass;
+the older ones as ``fn(model, ref, params, init_actions, threads)``.
+:func:`run_method` calls either.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +33,82 @@ class MethodResult:
     info: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class MethodSpec:
+    """One method: where its function lives, its typed settings (None: the
+    method validates its own dict of parameters), whether it can start from
+    another method's actions (config key ``init``), the threads it uses well
+    (mujoco.rollout batches), its colour in figures and a one-line summary."""
+    name: str
+    module: str
+    function: str
+    settings: str | None
+    warm_started: bool
+    threads: int
+    color: str
+    summary: str
+
+    def load(self):
+        return getattr(importlib.import_module(self.module, __name__), self.function)
+
+    def settings_class(self):
+        if self.settings is None:
+            return None
+        return getattr(importlib.import_module(self.module, __name__), self.settings)
+
+
+REGISTRY: dict[str, MethodSpec] = {spec.name: spec for spec in (
+    MethodSpec("baseline", ".baseline", "baseline", None, False, 1, "#7f7f7f",
+               "PD actions towards the next reference pose (the reference point)"),
+    MethodSpec("feedback", ".feedback", "feedback", None, True, 1, "#1f77b4",
+               "iterative PD corrections of the replay error, window by window"),
+    MethodSpec("gradient", ".gradient", "gradient", None, True, 4, "#2ca02c",
+               "receding-window Gauss-Newton with recovery levels and a second pass (previous default)"),
+    MethodSpec("mpc", ".mpc", "mpc", None, True, 4, "#ff7f0e",
+               "sampling MPC (CEM/MPPI) around the init actions"),
+    MethodSpec("invdyn", ".invdyn", "invdyn", None, False, 1, "#9467bd",
+               "inverse dynamics of the reference, frame by frame"),
+    MethodSpec("track", ".track", "track", "TrackSettings", True, 2, "#d62728",
+               "receding-horizon Gauss-Newton tracker on time knots (the recommended method)"),
+)}
+METHODS = tuple(REGISTRY)
+# Methods that may start from another method's actions (config key `init`).
+WARM_STARTED = tuple(name for name, spec in REGISTRY.items() if spec.warm_started)
+
+
+def get_spec(name: str) -> MethodSpec:
+    if name not in REGISTRY:
+        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
+    return REGISTRY[name]
+
+
+def method_settings(name: str, params: dict | None):
+    """The typed settings of method `name` from its config block (the
+    block as-is for methods that validate their own parameters)."""
+    from ..settings import from_block
+    cls = get_spec(name).settings_class()
+    return dict(params or {}) if cls is None else from_block(cls, params, name)
+
+
+def run_method(name: str, model, ref, params: dict | None, init_actions=None, threads: int = 1) -> MethodResult:
+    """Run method `name` on reference `ref` with its config block `params`."""
+    spec = get_spec(name)
+    fn = spec.load()
+    if spec.settings is None:
+        return fn(model, ref, params, init_actions, threads)
+    from ..problem import TrackingProblem
+    return fn(TrackingProblem.build(model, ref, threads), method_settings(name, params), init_actions)
+
+
+def get_method(name: str):
+    """``fn(model, ref, params, init_actions=None, threads=1) -> MethodResult``."""
+    get_spec(name)
+
+    def fn(model, ref, params, init_actions=None, threads=1):
+        return run_method(name, model, ref, params, init_actions, threads)
+    return fn
+
+
 def warm_start(model, ref, init_actions, method: str) -> np.ndarray:
     """The (T, nu) actions a warm-started method begins from: `init_actions`
     clipped to [-1, 1], or the PD baseline when None; a wrong shape is a
@@ -35,23 +121,3 @@ def warm_start(model, ref, init_actions, method: str) -> np.ndarray:
     if actions.shape != (T, model.nu):
         raise ValueError(f"{method}: init actions have shape {actions.shape}, expected {(T, model.nu)}")
     return actions
-
-
-def _registry():
-    from .baseline import baseline
-    from .feedback import feedback
-    from .gradient import gradient
-    from .invdyn import invdyn
-    from .mpc import mpc
-    return {"baseline": baseline, "feedback": feedback, "gradient": gradient, "mpc": mpc, "invdyn": invdyn}
-
-
-METHODS = ("baseline", "feedback", "gradient", "mpc", "invdyn")
-# Methods that start from another method's actions (config key `init`).
-WARM_STARTED = ("feedback", "gradient", "mpc")
-
-
-def get_method(name: str):
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
-    return _registry()[name]

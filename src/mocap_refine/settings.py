@@ -1,0 +1,214 @@
+"""Typed method settings: one declaration per setting (type, range, default,
+meaning) that the method, the config schema, the config checks and the docs
+all read.
+
+A method's settings are a frozen dataclass whose fields are made with
+:func:`setting`. From it:
+
+* :func:`from_block` turns a config block (dict) into the dataclass,
+  refusing unknown keys, wrong types and out-of-range values with one line
+  per problem that names the method, the key, the value and what is allowed;
+* :func:`schema_block` writes the JSON-schema block of the config file;
+* :func:`to_block` gives the defaults as they appear in config/config.yaml;
+* :func:`describe` lists the settings for documentation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """Bad method settings; the message has one line per problem."""
+
+
+def setting(default, doc: str, *, minimum=None, maximum=None, exclusive_minimum=None, choices=None,
+            unit: str = ""):
+    """A dataclass field with its documentation and allowed range."""
+    meta = {"doc": doc, "minimum": minimum, "maximum": maximum, "exclusive_minimum": exclusive_minimum,
+            "choices": tuple(choices) if choices is not None else None, "unit": unit}
+    if isinstance(default, (dict, list)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _fields(cls):
+    hints = typing.get_type_hints(cls)
+    return [(f, hints[f.name]) for f in dataclasses.fields(cls)]
+
+
+def _base(tp):
+    """int | float | bool | str | dict | list of a (possibly optional) hint."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _base(args[0])
+    return origin or tp
+
+
+def _check_value(method: str, f, tp, value) -> tuple[Any, list[str]]:
+    name, meta = f.name, f.metadata
+    where = f"{method}.{name}"
+    base = _base(tp)
+    if value is None and type(None) in typing.get_args(tp):
+        return None, []
+    if base is bool:
+        if not isinstance(value, bool):
+            return value, [f"{where}: expected true or false, got {value!r}"]
+        return value, []
+    if base in (int, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if base is int and ok and float(value) != int(value):
+            ok = False
+        if not ok or not math.isfinite(float(value)):
+            kind = "an integer" if base is int else "a finite number"
+            return value, [f"{where}: expected {kind}, got {value!r}"]
+        value = base(value)
+        lo, hi, xlo = meta.get("minimum"), meta.get("maximum"), meta.get("exclusive_minimum")
+        if lo is not None and value < lo:
+            return value, [f"{where}: {value} is below the minimum {lo}"]
+        if xlo is not None and value <= xlo:
+            return value, [f"{where}: {value} must be greater than {xlo}"]
+        if hi is not None and value > hi:
+            return value, [f"{where}: {value} is above the maximum {hi}"]
+        return value, []
+    if base is str:
+        choices = meta.get("choices")
+        if not isinstance(value, str) or (choices and value not in choices):
+            allowed = f"one of {', '.join(choices)}" if choices else "a string"
+            return value, [f"{where}: expected {allowed}, got {value!r}"]
+        return value, []
+    if base is dict:
+        if not isinstance(value, dict):
+            return value, [f"{where}: expected a mapping, got {value!r}"]
+        choices = meta.get("choices")
+        bad = [k for k in value if choices and k not in choices]
+        if bad:
+            return value, [f"{where}: unknown key(s) {bad}; known: {', '.join(choices)}"]
+        out = {}
+        for k, v in value.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)) \
+                    or (meta.get("minimum") is not None and v < meta["minimum"]):
+                return value, [f"{where}.{k}: expected a number >= {meta.get('minimum')}, got {v!r}"]
+            out[k] = float(v)
+        return out, []
+    raise TypeError(f"{where}: unsupported setting type {tp}")
+
+
+def from_block(cls, block: dict | None, method: str):
+    """Config block -> settings dataclass; SettingsError lists every problem."""
+    block = dict(block or {})
+    known = {f.name: (f, tp) for f, tp in _fields(cls)}
+    problems = [f"{method}.{k}: unknown setting; known: {', '.join(known)}" for k in block if k not in known]
+    values = {}
+    for key, value in block.items():
+        if key in known:
+            v, errs = _check_value(method, *known[key], value)
+            problems += errs
+            values[key] = v
+    if not problems:
+        try:
+            obj = cls(**values)
+        except (ValueError, TypeError) as e:
+            problems.append(f"{method}: {e}")
+    if problems:
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))
+    return obj
+
+
+def to_block(obj) -> dict:
+    """Settings dataclass -> config block (plain dict, config file order)."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
+def schema_block(cls, description: str) -> dict:
+    """The JSON-schema block of a method's config (types, ranges, defaults)."""
+    props = {}
+    defaults = cls()
+    for f, tp in _fields(cls):
+        m = f.metadata
+        base = _base(tp)
+        p: dict = {"description": m["doc"] + (f" ({m['unit']})" if m.get("unit") else "")}
+        if base is dict:
+            p["type"] = "object"
+            p["additionalProperties"] = False
+            p["properties"] = {k: {"type": "number", "minimum": m["minimum"]} for k in m["choices"]}
+        else:
+            p["type"] = {bool: "boolean", int: "integer", float: "number", str: "string"}[base]
+            if type(None) in typing.get_args(tp):
+                p["type"] = [p["type"], "null"]
+            if m.get("choices"):
+                p["enum"] = list(m["choices"]) + ([None] if type(None) in typing.get_args(tp) else [])
+            for key, sk in (("minimum", "minimum"), ("maximum", "maximum"), ("exclusive_minimum", "exclusiveMinimum")):
+                if m.get(key) is not None:
+                    p[sk] = m[key]
+        p["default"] = getattr(defaults, f.name)
+        props[f.name] = p
+    return {"description": description, "type": "object", "properties": props, "additionalProperties": False,
+            "default": {}}
+
+
+def describe(cls) -> list[dict]:
+    """One dict per setting (name, type, default, range, unit, doc), for docs."""
+    rows = []
+    defaults = cls()
+    for f, tp in _fields(cls):
+        m = f.metadata
+        rng = []
+        if m.get("choices"):
+            rng.append(" / ".join(m["choices"]))
+        if m.get("minimum") is not None:
+            rng.append(f">= {m['minimum']}")
+        if m.get("exclusive_minimum") is not None:
+            rng.append(f"> {m['exclusive_minimum']}")
+        if m.get("maximum") is not None:
+            rng.append(f"<= {m['maximum']}")
+        rows.append({"name": f.name, "type": _base(tp).__name__, "default": getattr(defaults, f.name),
+                     "range": ", ".join(rng), "unit": m.get("unit", ""), "doc": m["doc"]})
+    return rows
+
+
+def markdown_table(cls, method: str) -> str:
+    """The settings of `method` as a Markdown table (docs/methods/*.md)."""
+    lines = ["| setting | default | allowed | meaning |", "|---|---|---|---|"]
+    for r in describe(cls):
+        default = "null" if r["default"] is None else r["default"]
+        unit = f" ({r['unit']})" if r["unit"] else ""
+        lines.append(f"| `{method}.{r['name']}` | {default} | {r['range'] or r['type']} | {r['doc']}{unit} |")
+    return "\n".join(lines)
+
+
+BEGIN, END = "<!-- settings table: generated by `python -m mocap_refine.settings` -->", "<!-- end settings table -->"
+
+
+def sync_docs(paths) -> list[str]:
+    """Rewrite the generated settings table of each docs/methods/{method}.md;
+    returns the paths that changed."""
+    from pathlib import Path
+
+    from .methods import get_spec
+    changed = []
+    for path in map(Path, paths):
+        method = path.stem
+        text = path.read_text()
+        head, _, rest = text.partition(BEGIN)
+        _, _, tail = rest.partition(END)
+        new = head + BEGIN + "\n" + markdown_table(get_spec(method).settings_class(), method) + "\n" + END + tail
+        if new != text:
+            path.write_text(new)
+            changed.append(str(path))
+    return changed
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    from .methods import REGISTRY
+    docs = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/methods")
+    files = [docs / f"{name}.md" for name, spec in REGISTRY.items() if spec.settings is not None]
+    for path in sync_docs(files):
+        print(f"updated {path}")
