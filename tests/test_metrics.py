@@ -7,14 +7,16 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from mocap_refine.clip import load_clip
 from mocap_refine.generate import standing_qpos
 from mocap_refine.metrics import (
     FALL_CONTACT_WINDOW_FRAMES, FALL_HEIGHT_M, FALL_ROT_DEG, FLOOR_CONTACT_TOL_M, METRIC_COLUMNS,
-    Fall, contact_bodies, contact_falls, fall_check, fall_frame, floor_touch, imitation_reward,
-    joint_errors, quat_angle, root_errors, root_rot_errors, summary_metrics,
+    REFERENCE_CONTACT_MARGIN_M, Fall, contact_bodies, contact_falls, fall_check, fall_frame, floor_touch,
+    imitation_reward, joint_errors, quat_angle, root_errors, root_rot_errors, summary_metrics,
 )
-from mocap_refine.model import JOINTS, layout
-from mocap_refine.reference import lowest_points
+from mocap_refine.model import JOINTS, layout, load_model
+from mocap_refine.pipeline import pybullet_clip_path
+from mocap_refine.reference import build_reference, geom_lowest_points, lowest_points
 from mocap_refine.verify import verify
 
 N_JOINTS = 12
@@ -103,8 +105,9 @@ def _turn_root(q, axis, angle_deg):
 
 
 def _lying(model):
-    """The standing pose turned onto its back (90 degrees about y), its
-    lowest point on the floor: chest, pelvis and head are near the floor."""
+    """The standing pose turned face down (90 degrees about y; the root's x
+    axis is its forward), its lowest point on the floor: chest, pelvis,
+    head and hands are near the floor."""
     q = _turn_root(standing_qpos(model), [0, 1, 0], 90.0)
     q[2] -= lowest_points(model, q[None])[0]
     return q
@@ -112,7 +115,7 @@ def _lying(model):
 
 def test_constants_have_the_documented_values():
     assert FALL_HEIGHT_M == 0.25 and FALL_ROT_DEG == 60.0 and FALL_CONTACT_WINDOW_FRAMES == 2
-    assert 0.0 < FLOOR_CONTACT_TOL_M <= 0.05
+    assert FLOOR_CONTACT_TOL_M == 0.03 and REFERENCE_CONTACT_MARGIN_M == 0.10
 
 
 def test_fall_height_rule(model):
@@ -206,6 +209,101 @@ def test_fall_contact_rule_same_pose_in_both_is_no_fall(model):
     q = _frames(lying)
     assert floor_touch(model, q).any(axis=1).all()
     assert fall_check(model, q, q.copy()) == Fall(-1, "")
+
+
+def _limb_raised(model, q, joint):
+    """q with `joint` (a ball joint) turned 90 degrees about its local y."""
+    out = q.copy()
+    a = _adr(model, joint)
+    out[a:a + 4] = _rotated(q[a:a + 4], [0.0, 1.0, 0.0], np.pi / 2)
+    return out
+
+
+def _body_low(model, q, body):
+    """Lowest point (m) of the geoms of `body` in pose q."""
+    bodies, geoms = contact_bodies(model)
+    b = [mujoco_name(model, i) for i in bodies].index(body)
+    return float(geom_lowest_points(model, q[None], geoms[b])[0].min())
+
+
+def test_fall_contact_reference_margin(model):
+    """The replay lies on the floor (chest, pelvis, head and hands below
+    FLOOR_CONTACT_TOL_M); the reference lies the same way, floating higher
+    (no height fall). Matched while every body touching in the replay is in
+    the reference within REFERENCE_CONTACT_MARGIN_M of the floor; a contact
+    fall once the highest of them is above it."""
+    q = _frames(_lying(model))
+    bodies, _ = contact_bodies(model)
+    names = [mujoco_name(model, b) for b in bodies]
+    touching = [n for n, t in zip(names, floor_touch(model, q[:1])[0]) if t]
+    assert {"root", "chest", "right_wrist"} <= set(touching)
+    highest = max(_body_low(model, q[0], n) for n in touching)
+    for dh, expected in ((-1e-3, Fall(-1, "")), (1e-3, Fall(0, "contact"))):
+        ref = q.copy()
+        ref[:, 2] += REFERENCE_CONTACT_MARGIN_M - highest + dh
+        assert fall_check(model, q, ref) == expected, dh
+    # The reference sinking into the floor (lowest point -0.08 m) while the
+    # replay rests on it is no fall either.
+    ref = q.copy()
+    ref[:, 2] -= 0.08
+    assert fall_check(model, q, ref) == Fall(-1, "")
+
+
+@pytest.mark.parametrize("ref_low", [-0.04, 0.0, 0.03, 0.07])
+def test_fall_contact_floor_clip_replay_a_few_cm_off_is_no_fall(model, ref_low):
+    """A clip lying on the floor (crawl, roll, getup) whose mocap floats or
+    sinks (lowest point ref_low), tracked perfectly by a replay resting on the
+    floor or a few centimetres lower or higher than the reference: no fall.
+    With the former single 0.03 m test for both sides a floating reference
+    made the replay resting on the floor fall."""
+    lying = _lying(model)
+    ref = _frames(lying)
+    ref[:, 2] += ref_low
+    ref[::3, 2] += 0.01  # a little jitter from frame to frame
+    for dz in (-0.04, -0.02, 0.02, 0.04):
+        q = ref.copy()
+        q[:, 2] += dz
+        assert fall_check(model, q, ref) == Fall(-1, ""), dz
+    grounded = ref.copy()
+    grounded[:, 2] -= lowest_points(model, ref)  # each frame's lowest point on the floor
+    assert fall_check(model, grounded, ref) == Fall(-1, "")
+    if ref_low >= 0.03:
+        assert contact_falls(model, grounded, ref, ref_margin_m=FLOOR_CONTACT_TOL_M).any()
+
+
+def test_fall_contact_hand_or_knee_on_the_floor(model):
+    """The reference lies face down with its right arm (or right leg) turned
+    90 degrees up, the hand (knee) more than 0.2 m above the floor; from
+    frame k the replay's hand (knee) is on the floor, everything else as
+    in the reference: a contact fall at k."""
+    lying = _lying(model)
+    k = 9
+    for joint, body in (("right_shoulder", "right_wrist"), ("right_hip", "right_knee")):
+        up = _limb_raised(model, lying, joint)
+        assert _body_low(model, up, body) > 0.2
+        down = lying.copy()
+        down[2] -= _body_low(model, down, body)  # that body's lowest point on the floor
+        assert abs(down[2] - lying[2]) < 0.1 and _body_low(model, down, body) < FLOOR_CONTACT_TOL_M
+        ref = _frames(up)
+        ref[:, 2] = down[2]  # same root height as the replay: only the limb differs
+        q = ref.copy()
+        q[k:] = down
+        assert fall_check(model, q, ref) == Fall(k, "contact"), body
+
+
+@pytest.mark.parametrize("clip", ["crawl", "roll", "getup_faceup", "getup_facedown"])
+def test_floor_clips_tracked_on_the_floor_do_not_fall(clip):
+    """The DeepMimic clips lying on the floor, ground-corrected as the
+    results use them, replayed with each frame's lowest point put on the
+    floor (a perfect tracker resting where the mocap floats or sinks): no
+    fall. The former single 0.03 m test flagged every one of them."""
+    ref, _ = build_reference(load_clip(pybullet_clip_path(clip)))
+    model = load_model(ref.physics_dt)
+    q = ref.qpos.copy()
+    low = lowest_points(model, q)
+    q[:, 2] -= np.where(np.abs(low) < 0.15, low, 0.0)
+    assert fall_check(model, q, ref.qpos) == Fall(-1, "")
+    assert contact_falls(model, q, ref.qpos, ref_margin_m=FLOOR_CONTACT_TOL_M).any()
 
 
 def test_fall_contact_window(model):
