@@ -1,32 +1,28 @@
-"""track: receding-horizon Gauss-Newton tracking with reused frame Jacobians.
+"""track: receding-horizon iLQR tracking with reused frame Jacobians.
 
-From the simulated state at the start of a window of ``horizon_s`` seconds,
-the window's actions minimise the tracking loss of its frames
-(``objective.tracking_residual`` plus the effort term) by Levenberg-Marquardt
-steps; the first ``commit_s`` seconds are committed and the window moves on.
-The committed result is a plain open-loop action sequence, replayed exactly
-by the verifier.
+From the simulated state at the start of a window of ``horizon_s`` seconds
+(0.5 s, as MuJoCo MPC's humanoid tracking), the window's actions are
+improved by iLQR: a Riccati backward pass on the linearised frame map gives
+feedforward steps k_t and time-varying feedback gains K_t, and the forward
+pass rolls the real physics out closed loop, ``u_t + alpha k_t + K_t (x_t -
+x_nom_t)``, for several step sizes in one batch. The feedback keeps long
+windows on a falling, contact-rich body tractable where open-loop steps
+(Gauss-Newton on the window's actions) fail beyond about 0.2 s. The first
+``commit_s`` seconds are committed and the window moves on; the committed
+actions are what the closed-loop rollout applied, so they replay exactly
+open loop.
 
-What makes it cheap and frame-rate independent:
-
-* Actions are linear between knots ``knot_s`` apart (a knot per frame when
-  frames are longer), so the unknowns per window do not grow with the frame
-  rate.
-* The window's Jacobian is chained from frame Jacobians A_t = df/dx,
-  B_t = df/du (finite differences of whole frames, one batched rollout).
-  A frame's Jacobians are computed once and reused, across iterations and
-  across overlapping windows, until the frame's state or action has moved
-  more than ``relinearize_tol`` from where they were taken. Each step is
-  judged on real rollouts, so a stale Jacobian costs progress, never
-  correctness.
-* Each iteration tries a ladder of damping values in one batched rollout and
-  keeps the best; a window stops when an iteration lowers its loss by less
-  than ``tolerance`` (relative).
+Cost control: frame Jacobians A_t = df/dx, B_t = df/du are finite
+differences of whole frames (one batched rollout) and are reused, across
+iterations and overlapping windows, until the frame's state or action has
+moved more than ``relinearize_tol`` from where they were taken (the
+closed-loop forward pass makes a slightly stale model cost progress, not
+correctness: every step is judged on real rollouts). A window stops when an
+iteration lowers its loss by less than ``tolerance`` (relative).
 
 The start is the discrete inverse dynamics of the reference (the torques
-that would produce each frame's reference acceleration, clipped to the
-actuator limits; computed here in a few mj_inverse calls) unless ``init``
-names another method's actions.
+that give each frame's reference acceleration, clipped to the actuator
+limits; a few mj_inverse calls) unless ``init`` names another method.
 """
 
 from __future__ import annotations
@@ -46,33 +42,36 @@ from ..sim import split_state
 from . import MethodResult
 
 INIT_METHODS = ("baseline", "invdyn", "feedback", "gradient", "mpc")
-DAMPING_LADDER = (0.1, 1.0, 10.0, 100.0)
+LINE_SEARCH = np.array([1.0, 0.5, 0.25, 0.1])  # forward-pass step sizes, one batched rollout
+REGULARIZATION_FACTOR = 3.0   # mu / 3 after a successful step, mu * 9 before a retry
+REGULARIZATION_TRIES = 4
+MIN_REGULARIZATION, MAX_REGULARIZATION = 1e-6, 1e6
 
 
 @dataclass(frozen=True)
 class TrackSettings:
-    horizon_s: float = setting(0.3, "length of the planning window", exclusive_minimum=0.0, maximum=5.0, unit="s")
+    horizon_s: float = setting(0.5, "length of the planning window", exclusive_minimum=0.0, maximum=5.0, unit="s")
     commit_s: float = setting(0.1, "actions committed per window before it moves on",
                               exclusive_minimum=0.0, maximum=5.0, unit="s")
-    knot_s: float = setting(1 / 30, "spacing of the action knots; actions are linear between knots",
-                            exclusive_minimum=0.0, maximum=1.0, unit="s")
-    iterations: int = setting(4, "Levenberg-Marquardt iterations per window at most", minimum=1, maximum=100)
-    tolerance: float = setting(0.01, "a window stops when an iteration lowers its loss by less than this fraction",
+    iterations: int = setting(6, "iLQR iterations per window at most", minimum=1, maximum=100)
+    tolerance: float = setting(0.001, "a window stops when an iteration lowers its loss by less than this fraction",
                                minimum=0.0, maximum=1.0)
     relinearize_tol: float = setting(
-        0.02, "a frame's Jacobians are recomputed when its state (tangent norm, velocities times the frame "
-        "duration) or action has moved more than this since they were taken", minimum=0.0, maximum=10.0)
-    damping: float = setting(1.0, "initial Levenberg-Marquardt damping, relative to the mean diagonal of J^T J",
-                             exclusive_minimum=0.0, maximum=1e6)
-    fd_eps: float = setting(1e-6, "finite-difference step of the frame Jacobians", exclusive_minimum=0.0, maximum=1e-2)
-    w_root_pos: float = setting(10.0, "weight of the root position error", minimum=0.0, unit="1/m^2")
+        0.0, "a frame's Jacobians are reused until its state (tangent norm, velocities times the frame "
+        "duration) or action has moved more than this from where they were taken; 0: every iteration",
+        minimum=0.0, maximum=10.0)
+    regularization: float = setting(0.01, "initial regularisation of the backward pass (added to Q_uu)",
+                                    exclusive_minimum=0.0, maximum=1e6)
+    fd_eps: float = setting(1e-6, "finite-difference step of the frame Jacobians", exclusive_minimum=0.0,
+                            maximum=1e-2)
+    w_root_pos: float = setting(30.0, "weight of the root position error", minimum=0.0, unit="1/m^2")
     w_root_height: float = setting(0.0, "extra weight of the root height error", minimum=0.0, unit="1/m^2")
     w_root_rot: float = setting(2.0, "weight of the root orientation error", minimum=0.0, unit="1/rad^2")
     w_joint: float = setting(2.0, "weight of the joint angle errors (times the DeepMimic pose weight / 0.5)",
                              minimum=0.0, unit="1/rad^2")
     w_vel: float = setting(0.01, "weight of the joint and root angular velocity errors", minimum=0.0,
                            unit="s^2/rad^2")
-    w_root_vel: float = setting(0.01, "weight of the root linear velocity error", minimum=0.0, unit="s^2/m^2")
+    w_root_vel: float = setting(0.3, "weight of the root linear velocity error", minimum=0.0, unit="s^2/m^2")
     w_effort: float = setting(1e-3, "weight of the squared normalised actions", minimum=0.0)
     init: str | None = setting(None, "method whose actions start the tracker; null: inverse dynamics of the "
                                "reference", choices=INIT_METHODS)
@@ -89,23 +88,6 @@ class TrackSettings:
 def frames_for(seconds: float, frame_dt: float) -> int:
     """Whole frames in `seconds` (at least 1)."""
     return max(1, int(round(seconds / frame_dt)))
-
-
-def knot_matrix(n_frames: int, step: int) -> np.ndarray:
-    """(n_frames, K) linear interpolation from K knots (at frames 0, step,
-    2 step, ..., and the last frame) to every frame."""
-    knots = list(range(0, n_frames, step))
-    if knots[-1] != n_frames - 1:
-        knots.append(n_frames - 1)
-    M = np.zeros((n_frames, len(knots)))
-    for i, (a, b) in enumerate(zip(knots[:-1], knots[1:])):
-        s = np.arange(a, b + 1)
-        frac = (s - a) / (b - a)
-        M[s, i] = 1 - frac
-        M[s, i + 1] = frac
-    if len(knots) == 1:
-        M[0, 0] = 1.0
-    return M
 
 
 def inverse_dynamics_actions(problem: TrackingProblem) -> np.ndarray:
@@ -163,64 +145,105 @@ def _window_residuals(problem, states, actions, t0, w):
                            np.sqrt(w.effort) * actions.reshape(actions.shape[0], -1)], axis=1)
 
 
-def _chained_jacobian(A, B, Jr, effort, M):
-    """d(window residual)/d(knots): (W * 2nv + W * nu, K * nu) from frame
-    Jacobians A (W, n, n), B (W, n, nu), residual Jacobians Jr (W, m, n)
-    and the knot matrix M (W, K)."""
+def backward_pass(A, B, g, H, u, effort, mu, defects=None):
+    """Riccati recursion of the window's linear-quadratic model.
+
+    A (W, n, n), B (W, n, nu) frame Jacobians; g (W, n), H (W, n, n)
+    gradient and Gauss-Newton Hessian of each frame's state cost (frames
+    1..W); u (W, nu) nominal actions; defects (W, n): f(x_t, u_t) minus
+    x_{t+1} of a nominal that is not a rollout (zero for one that is).
+    Returns feedforward k (W, nu) and
+    gains K (W, nu, n), or None when a regularised Q_uu is not positive
+    definite. Actions at a bound and pushed further out get no step.
+    """
     W, n, nu = B.shape
-    m = Jr.shape[1]
-    G = np.zeros((W * m, W * nu))  # d residual / d per-frame actions
-    for j in range(W):
-        D = B[j]
-        for k in range(j, W):
-            if k > j:
-                D = A[k] @ D
-            G[k * m:(k + 1) * m, j * nu:(j + 1) * nu] = Jr[k] @ D
-    Mk = np.kron(M, np.eye(nu))  # (W nu, K nu)
-    return np.concatenate([G @ Mk, np.sqrt(effort) * Mk], axis=0)
+    Vx, Vxx = g[W - 1].copy(), H[W - 1].copy()
+    k, K = np.zeros((W, nu)), np.zeros((W, nu, n))
+    eye = np.eye(nu)
+    for t in range(W - 1, -1, -1):
+        if defects is not None:
+            Vx = Vx + Vxx @ defects[t]
+        VA, VB = Vxx @ A[t], Vxx @ B[t]
+        Qx, Qu = A[t].T @ Vx, B[t].T @ Vx + 2 * effort * u[t]
+        Qxx, Qux, Quu = A[t].T @ VA, B[t].T @ VA, B[t].T @ VB + 2 * effort * eye
+        try:
+            L = np.linalg.cholesky(Quu + mu * eye)
+        except np.linalg.LinAlgError:
+            return None
+        kt = -np.linalg.solve(L.T, np.linalg.solve(L, Qu))
+        Kt = -np.linalg.solve(L.T, np.linalg.solve(L, Qux))
+        pinned = ((u[t] >= 1 - 1e-9) & (kt > 0)) | ((u[t] <= -1 + 1e-9) & (kt < 0))
+        kt[pinned], Kt[pinned] = 0.0, 0.0
+        k[t], K[t] = kt, Kt
+        Vx = Qx + Kt.T @ Quu @ kt + Kt.T @ Qu + Qux.T @ kt
+        Vxx = Qxx + Kt.T @ Quu @ Kt + Kt.T @ Qux + Qux.T @ Kt
+        Vxx = 0.5 * (Vxx + Vxx.T)
+        if t > 0:
+            Vx, Vxx = Vx + g[t - 1], Vxx + H[t - 1]
+    return k, K
 
 
-def _track_window(problem, cache, state0, t0, actions, M, s: TrackSettings, w: Weights):
-    """Levenberg-Marquardt on one window's knots. Returns (actions (W, nu),
-    states (W+1, nstate), loss before, loss after, iterations)."""
-    W, nu = actions.shape
-    K = M.shape[1]
-    knot_frames = np.argmax(M, axis=0)
-    z = actions[knot_frames].copy()  # (K, nu)
-    u = M @ z
-    roll = problem.rollout(u[None], state0)
-    x = roll.states[0]
-    r = _window_residuals(problem, roll.states, u[None], t0, w)[0]
-    loss0 = loss = float(r @ r) if roll.diverged_frame[0] < 0 else np.inf
-    mu = s.damping
+def forward_pass(problem, state0, x_nom, u_nom, k, K, alphas):
+    """Closed-loop rollouts u_t = clip(u_nom_t + alpha k_t + K_t (x_t - x_nom_t))
+    for every alpha at once. Returns states (S, W+1, nstate), the actions
+    applied (S, W, nu) and the diverged frame per rollout (S,), -1 if none."""
+    S, (W, nu) = len(alphas), u_nom.shape
+    X = np.empty((S, W + 1, x_nom.shape[1]))
+    X[:, 0] = state0
+    U = np.empty((S, W, nu))
+    diverged = np.full(S, -1)
+    for t in range(W):
+        dx = state_difference(problem.model, X[:, t], np.broadcast_to(x_nom[t], X[:, t].shape))
+        U[:, t] = np.clip(u_nom[t] + alphas[:, None] * k[t] + dx @ K[t].T, -1.0, 1.0)
+        out = problem.rollout(U[:, t:t + 1], X[:, t])
+        X[:, t + 1] = out.states[:, 1]
+        diverged[(out.diverged_frame >= 0) & (diverged < 0)] = t + 1
+    return X, U, diverged
+
+
+def _cost_derivatives(problem, x, t0, w):
+    """Gradient (W, n) and Gauss-Newton Hessian (W, n, n) of the tracking
+    cost of window states x[1:] (frames t0+1..t0+W)."""
+    W = x.shape[0] - 1
+    ref = problem.ref
+    r, Jr = residual_jacobian(problem.model, x[1:], ref.qpos[t0 + 1:t0 + W + 1], ref.qvel[t0 + 1:t0 + W + 1], w)
+    return 2 * np.einsum("tij,ti->tj", Jr, r), 2 * np.einsum("tij,tik->tjk", Jr, Jr)
+
+
+def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weights, mu: float):
+    """iLQR on one window from x_nom[0]. x_nom (W+1, nstate): the nominal
+    states, the previous window's rollout where it reaches and the reference
+    beyond (so the first backward pass sees the defects and the first
+    forward pass is a feedback law that pulls towards the reference).
+    Returns (actions (W, nu), states (W+1, nstate), loss of the first
+    rollout, loss after, iterations, regularisation to carry on)."""
+    x, u = x_nom.copy(), actions.copy()
+    ends = problem.rollout(u[:, None, :], x[:-1]).states[:, 1]
+    defects = state_difference(problem.model, ends, x[1:])
+    loss = loss0 = np.inf
     its = 0
     for its in range(1, s.iterations + 1):
         A, B = cache.get(t0, x[:-1], u)
-        _, Jr = residual_jacobian(problem.model, x[1:], problem.ref.qpos[t0 + 1:t0 + W + 1],
-                                  problem.ref.qvel[t0 + 1:t0 + W + 1], w)
-        J = _chained_jacobian(A, B, Jr, w.effort, M)
-        g = J.T @ r
-        H = J.T @ J
-        scale = float(np.mean(np.diag(H))) or 1.0
-        mus = mu * np.array(DAMPING_LADDER)
-        cands = np.empty((len(mus), K, nu))
-        for i, m in enumerate(mus):
-            dz = np.linalg.solve(H + m * scale * np.eye(K * nu), -g)
-            cands[i] = np.clip(z + dz.reshape(K, nu), -1.0, 1.0)
-        U = np.einsum("fk,ckn->cfn", M, cands)
-        rolls = problem.rollout(U, state0)
-        R = _window_residuals(problem, rolls.states, U, t0, w)
-        losses = np.sum(R ** 2, axis=1)
-        losses[rolls.diverged_frame >= 0] = np.inf
-        best = int(np.argmin(losses))
-        if not losses[best] < loss:
-            break
-        gain = (loss - losses[best]) / loss
-        z, u, x, r, loss = cands[best], U[best], rolls.states[best], R[best], float(losses[best])
-        mu = float(np.clip(mus[best], 1e-6, 1e6))
+        g, H = _cost_derivatives(problem, x, t0, w)
+        gain = -1.0
+        for _ in range(REGULARIZATION_TRIES):
+            step = backward_pass(A, B, g, H, u, w.effort, mu, defects)
+            if step is not None:
+                X, U, diverged = forward_pass(problem, x_nom[0], x, u, *step, LINE_SEARCH)
+                losses = np.sum(_window_residuals(problem, X, U, t0, w) ** 2, axis=1)
+                losses[diverged >= 0] = np.inf
+                best = int(np.argmin(losses))
+                if losses[best] < loss:
+                    gain = (loss - losses[best]) / loss if np.isfinite(loss) else 1.0
+                    if not np.isfinite(loss0):
+                        loss0 = float(losses[best])
+                    x, u, loss, defects = X[best], U[best], float(losses[best]), None
+                    mu = max(mu / REGULARIZATION_FACTOR, MIN_REGULARIZATION)
+                    break
+            mu = min(mu * REGULARIZATION_FACTOR ** 2, MAX_REGULARIZATION)
         if gain < s.tolerance:
             break
-    return u, x, loss0, loss, its
+    return u, x, loss0, loss, its, mu
 
 
 def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> MethodResult:
@@ -237,22 +260,23 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
             raise ValueError(f"track: init actions have shape {init.shape}, expected {(T, model.nu)}")
     horizon, commit = frames_for(s.horizon_s, ref.frame_dt), frames_for(s.commit_s, ref.frame_dt)
     commit = min(commit, horizon)
-    knot_step = frames_for(s.knot_s, ref.frame_dt)
     cache = _JacobianCache(problem, s.relinearize_tol, s.fd_eps)
     actions = init.copy()
-    state = problem.ref_states[0]
+    plan = problem.ref_states.copy()  # nominal states: rollouts so far, the reference beyond
     history = []
-    t0 = 0
+    t0, mu = 0, s.regularization
     while t0 < T:
         W = min(horizon, T - t0)
-        M = knot_matrix(W, knot_step)
-        u, x, before, after, its = _track_window(problem, cache, state, t0, actions[t0:t0 + W], M, s, w)
+        u, x, before, after, its, mu = _track_window(problem, cache, plan[t0:t0 + W + 1], t0,
+                                                      actions[t0:t0 + W], s, w, mu)
+        if not np.isfinite(after):
+            raise RuntimeError(f"track: every rollout of the window at frame {t0} diverged")
         actions[t0:t0 + W] = u
+        plan[t0:t0 + W + 1] = x
         step = W if t0 + W >= T else commit
         history.append({"iteration": len(history), "window_start": t0, "window_loss_start": before,
                         "loss": after, "window_iterations": its, "jacobian_frames": cache.computed,
                         "seconds": time.perf_counter() - t_start})
-        state = x[step]
         t0 += step
     final = _replay(problem, actions, w)
     start = _replay(problem, init, w)
@@ -262,8 +286,7 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
     history.append({"iteration": len(history), "loss": final["loss"], "err_full_rad": final["err_full_rad"],
                     "jacobian_frames": cache.computed, "seconds": time.perf_counter() - t_start})
     info = {"init_loss": start["loss"], "final_loss": final["loss"], "kept_init": bool(kept_init),
-            "jacobian_frames": int(cache.computed), "horizon_frames": horizon, "commit_frames": commit,
-            "knot_frames": knot_step}
+            "jacobian_frames": int(cache.computed), "horizon_frames": horizon, "commit_frames": commit}
     return MethodResult(actions, history, {}, info)
 
 
