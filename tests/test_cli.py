@@ -3,6 +3,7 @@
 import shutil
 from pathlib import Path
 
+import h5py
 import pandas as pd
 import pytest
 
@@ -52,3 +53,78 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
     assert code == 2 and "JSON object" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["actions"])
+
+
+MPC_FROM_INVDYN = """\
+clips: [gen_a]
+methods: [mpc, invdyn]
+invdyn:
+  smoothing: none
+  frame_solve: false
+mpc:
+  horizon_frames: 2
+  samples: 4
+  iterations: 1
+  init: invdyn
+"""
+
+
+def _stale_invdyn(tmp_path) -> Path:
+    """invdyn actions of another, longer clip: what an earlier run leaves behind."""
+    from mocap_refine import pipeline
+    other = tmp_path / "other"
+    write_generated_clip(other / "other.txt", seconds=0.5, seed=5)
+    pipeline.prepare(other / "other.txt", other / "reference.h5", other / "diagnostics.csv")
+    out = other / "invdyn.h5"
+    pipeline.compute_actions(other / "reference.h5", "invdyn", {"smoothing": "none", "frame_solve": False}, out)
+    return out
+
+
+def test_run_computes_init_methods_first(tmp_path, monkeypatch):
+    """methods [mpc, invdyn] with mpc.init invdyn: `run` computes invdyn, then
+    mpc from it, even with a stale invdyn.h5 of another clip in results/."""
+    from mocap_refine import pipeline
+    stale = _stale_invdyn(tmp_path)
+    work = tmp_path / "work"
+    (work / "motions").mkdir(parents=True)
+    write_generated_clip(work / "motions" / "gen_a.txt", seconds=0.3)
+    (work / "mini.yaml").write_text(MPC_FROM_INVDYN)
+    actions = work / "results" / "gen_a" / "actions"
+    actions.mkdir(parents=True)
+    shutil.copyfile(stale, actions / "invdyn.h5")
+    order = []
+    compute = pipeline.compute_actions
+
+    def recording(reference_h5, method, *args, **kwargs):
+        order.append(method)
+        return compute(reference_h5, method, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "compute_actions", recording)
+    monkeypatch.chdir(work)
+    assert main(["run", "gen_a", "--config", "mini.yaml", "--threads", "1"]) == 0
+    assert order == ["invdyn", "mpc"]
+    table = pd.read_csv("results/gen_a/comparison.csv")
+    assert table.method.tolist() == ["mpc", "invdyn"]
+    sha = pipeline._sha256("results/gen_a/reference.h5")
+    for m in ("invdyn", "mpc"):
+        with h5py.File(f"results/gen_a/actions/{m}.h5", "r") as f:
+            assert f.attrs["reference_sha256"] == sha
+
+
+def test_stale_init_file_is_one_clear_line(tmp_path, capsys):
+    """`actions` warm-started from another clip's file: exit 2, one line
+    naming the file, nothing written."""
+    stale = _stale_invdyn(tmp_path)
+    clip = tmp_path / "gen.txt"
+    write_generated_clip(clip, seconds=0.3)
+    ref = tmp_path / "r" / "reference.h5"
+    assert main(["prepare", str(clip), str(ref), str(tmp_path / "r" / "diagnostics.csv")]) == 0
+    out = tmp_path / "r" / "actions" / "mpc.h5"
+    code = main(["actions", str(ref), "mpc", str(out), "--params", '{"init": "invdyn"}',
+                 "--init-h5", str(stale)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("mocap-refine: error: init actions file ")
+    assert f"{stale} was computed from a different reference than {ref}" in err
+    assert "run 'invdyn'" in err
+    assert not out.exists()

@@ -28,7 +28,8 @@ def test_default_config_is_valid_and_complete(tmp_path):
     assert cfg["physics"]["target_hz"] == 600
     assert cfg["clip_options"] == {"ground_correction": True, "cycles": {}}
     assert cfg["feedback"]["init"] == "baseline"
-    assert mr_config.required_actions(cfg) == ["baseline", "feedback", "gradient", "mpc", "invdyn"]
+    # mpc starts from invdyn: invdyn's actions first.
+    assert mr_config.required_actions(cfg) == ["baseline", "feedback", "gradient", "invdyn", "mpc"]
 
 
 def test_known_names_match_package():
@@ -103,7 +104,37 @@ def test_init_chain_pulls_in_init_actions():
     cfg["methods"] = ["mpc"]
     cfg["mpc"]["init"] = "invdyn"
     assert mr_config.init_chain(cfg, "mpc") == ["mpc", "invdyn"]
-    assert mr_config.required_actions(cfg) == ["mpc", "invdyn"]
+    assert mr_config.required_actions(cfg) == ["invdyn", "mpc"]
+
+
+@pytest.mark.parametrize(
+    "methods, inits, expected",
+    [
+        # the case: mpc listed first, it starts from invdyn
+        (["mpc", "invdyn"], {"mpc": "invdyn"}, ["invdyn", "mpc"]),
+        (["baseline", "mpc", "feedback", "invdyn"], {"mpc": "invdyn", "feedback": "baseline"},
+         ["baseline", "invdyn", "mpc", "feedback"]),
+        # a chain of two links, the deepest method not configured
+        (["mpc"], {"mpc": "gradient", "gradient": "invdyn"}, ["invdyn", "gradient", "mpc"]),
+        (["feedback", "gradient", "mpc"], {"feedback": "mpc", "mpc": "gradient", "gradient": "baseline"},
+         ["baseline", "gradient", "mpc", "feedback"]),
+        # no init links among them: the configured order
+        (["invdyn", "baseline", "track"], {"mpc": "invdyn"}, ["invdyn", "baseline", "track"]),
+    ],
+)
+def test_required_actions_puts_init_methods_first(methods, inits, expected):
+    cfg = default_config()
+    for method in mr_config.known_methods():
+        if method in cfg:
+            cfg[method].pop("init", None)
+    cfg["methods"] = methods
+    for method, init in inits.items():
+        cfg[method]["init"] = init
+    order = mr_config.required_actions(cfg)
+    assert order == expected
+    for method in order:
+        init = mr_config.init_method(cfg, method)
+        assert init is None or order.index(init) < order.index(method), (method, init)
 
 
 def test_command_line_strings_are_typed():

@@ -4,6 +4,7 @@ CSV columns; atomic writes; gather; errors naming what is wrong."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import h5py
 import numpy as np
@@ -199,6 +200,7 @@ def test_warm_started_replay_time_uses_the_init_actions(run, tmp_path, monkeypat
     with h5py.File(init, "w") as f:
         f["actions"] = init_actions
         f.attrs["method"] = "baseline"
+        f.attrs["reference_sha256"] = pipeline._sha256(run["ref"])
     events = []
     monkeypatch.setattr(pipeline, "get_method", lambda name: _fake_method(events))
     monkeypatch.setattr(pipeline, "simulate_frames", _fake_simulate(events))
@@ -206,6 +208,88 @@ def test_warm_started_replay_time_uses_the_init_actions(run, tmp_path, monkeypat
     assert [e[0] for e in events] == ["replay"] * 3 + ["method"]
     for _, (_, actions, _, _) in events[:3]:
         np.testing.assert_array_equal(actions, init_actions)
+
+
+# ----------------------------------------------------------------- warm starts
+
+def _prepared(root, name, seconds, seed):
+    """A generated clip `name` prepared under root/results/name; its reference path."""
+    clip = root / "motions" / f"{name}.txt"
+    write_generated_clip(clip, seconds=seconds, frame_dt=1 / 30, seed=seed)
+    ref = root / "results" / name / "reference.h5"
+    prepare(clip, ref, ref.parent / "diagnostics.csv")
+    return ref
+
+
+def test_actions_file_records_its_reference(run):
+    with h5py.File(run["actions"], "r") as f:
+        assert f.attrs["reference_sha256"] == pipeline._sha256(run["ref"])
+    assert len(pipeline._sha256(run["ref"])) == 64
+
+
+def test_fresh_warm_start_chain_works(run, tmp_path):
+    """baseline -> feedback -> gradient on the same reference: every link
+    accepts its init file, and each file records the same reference."""
+    out = tmp_path / "actions"
+    compute_actions(run["ref"], "baseline", {}, out / "baseline.h5")
+    compute_actions(run["ref"], "feedback", {"init": "baseline", "iterations": 1, "windowed": False},
+                    out / "feedback.h5", init_h5=out / "baseline.h5")
+    compute_actions(run["ref"], "gradient", {"init": "feedback", "iterations": 1, "window_frames": 4,
+                                             "commit_frames": 2, "long_window_frames": 0},
+                    out / "gradient.h5", init_h5=out / "feedback.h5")
+    sha = pipeline._sha256(run["ref"])
+    for m in ("baseline", "feedback", "gradient"):
+        with h5py.File(out / f"{m}.h5", "r") as f:
+            assert f.attrs["method"] == m and f.attrs["reference_sha256"] == sha
+            assert f["actions"].shape == (15, 28)
+
+
+@pytest.mark.parametrize("other", ["another_clip_and_length", "same_length_other_clip"])
+def test_stale_init_from_another_reference_is_refused(run, tmp_path, other):
+    """An init actions file left from another clip (of another length, or of
+    the same length, where the shapes would match and nothing else would
+    notice) is refused before the method runs, naming the file."""
+    seconds = 0.3 if other == "another_clip_and_length" else 0.5
+    other_ref = _prepared(tmp_path, "other", seconds, seed=7)
+    stale = tmp_path / "results" / "other" / "actions" / "baseline.h5"
+    compute_actions(other_ref, "baseline", {}, stale)
+    out = tmp_path / "feedback.h5"
+    with pytest.raises(ValueError) as err:
+        compute_actions(run["ref"], "feedback", {"init": "baseline"}, out, init_h5=stale)
+    msg = str(err.value)
+    assert msg.startswith(f"init actions file {stale} was computed from a different reference than {run['ref']}")
+    assert "recompute it" in msg and "run 'baseline'" in msg and "delete the file" in msg
+    assert "\n" not in msg
+    assert not out.exists()
+
+
+def test_init_from_re_prepared_reference_is_refused(run, tmp_path):
+    """Same clip, prepared differently (no ground correction): another reference."""
+    ref2 = tmp_path / "reference.h5"
+    prepare(run["clip"], ref2, tmp_path / "diagnostics.csv", ground_correction=False)
+    with pytest.raises(ValueError, match="was computed from a different reference"):
+        compute_actions(ref2, "feedback", {"init": "baseline"}, tmp_path / "feedback.h5",
+                        init_h5=run["actions"])
+
+
+def test_init_without_reference_hash_is_refused(run, tmp_path):
+    """Actions files written before the check have no reference_sha256."""
+    old = tmp_path / "baseline.h5"
+    shutil.copyfile(run["actions"], old)
+    with h5py.File(old, "a") as f:
+        del f.attrs["reference_sha256"]
+    out = tmp_path / "feedback.h5"
+    with pytest.raises(ValueError) as err:
+        compute_actions(run["ref"], "feedback", {"init": "baseline"}, out, init_h5=old)
+    msg = str(err.value)
+    assert msg.startswith(f"init actions file {old} predates the reference check")
+    assert "recompute it" in msg and "run 'baseline'" in msg
+    assert not out.exists()
+
+
+def test_init_of_another_method_still_refused(run, tmp_path):
+    with pytest.raises(ValueError, match=r"holds actions of 'baseline', expected init method 'invdyn'"):
+        compute_actions(run["ref"], "mpc", {"init": "invdyn"}, tmp_path / "mpc.h5", init_h5=run["actions"])
 
 
 def test_import_clip_copies_pybullet_file(tmp_path):

@@ -46,6 +46,8 @@ def _run(args) -> None:
                      ground_correction=bool(options.get("ground_correction", True)),
                      cycles=clip_cycles(config, clip),
                      physics_hz=float((config.get("physics") or {}).get("target_hz", 600.0)))
+    # Dependency order: an init method's actions are computed (fresh, for
+    # this reference) before the methods that warm-start from them.
     for method in required_actions(config):
         init = init_method(config, method)
         logging.info("%s: computing actions", method)

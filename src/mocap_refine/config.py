@@ -172,10 +172,18 @@ def init_chain(config: Mapping, method: str) -> list[str]:
 
 
 def required_actions(config: Mapping) -> list[str]:
-    """Every method whose actions are needed: the configured ones and their init methods."""
+    """Every method whose actions are needed (the configured ones and their
+    init methods), in an order they can be computed in: each init method comes
+    before the methods that start from it; otherwise the configured order.
+
+    With ``methods: [mpc, invdyn]`` and ``mpc.init: invdyn`` this is
+    ``[invdyn, mpc]``: computing them one after the other in this order never
+    warm-starts a method from a missing or stale init file.
+    """
     needed: list[str] = []
     for method in config["methods"]:
-        for m in init_chain(config, method):
+        # init_chain is [method, init, init of init, ...]: deepest first.
+        for m in reversed(init_chain(config, method)):
             if m not in needed:
                 needed.append(m)
     return needed

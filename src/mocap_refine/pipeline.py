@@ -151,21 +151,41 @@ def compute_actions(reference_h5, method: str, params: dict, out_h5, *, init_h5=
     replay of the clip, :func:`replay_seconds`, measured in this job before
     the method runs, on the init actions or zeros) and cost_replays =
     wall_s / replay_s: the method's cost in replays of the clip, which
-    compares across clip lengths and machines."""
+    compares across clip lengths and machines.
+
+    Attribute reference_sha256 is the sha256 of `reference_h5`. A warm start
+    refuses an `init_h5` whose reference_sha256 differs from this
+    reference's, or that has none (written before the check existed): such
+    a file was left from another clip, length or preparation and must be
+    recomputed first (ValueError naming the file)."""
     fn = get_method(method)
     params = dict(params or {})
     ref, ref_attrs = load_reference(reference_h5)
+    ref_sha = _sha256(reference_h5)
     model = load_model(ref.physics_dt)
     lay = layout(model)
     init_actions = None
     if method in WARM_STARTED and params.get("init"):
+        init = params["init"]
         if init_h5 is None:
-            raise ValueError(f"method {method!r} has init: {params['init']} but no init actions file was given")
+            raise ValueError(f"method {method!r} has init: {init} but no init actions file was given")
         with h5py.File(init_h5, "r") as f:
             init_actions = f["actions"][()]
             got = f.attrs.get("method")
-        if got != params["init"]:
-            raise ValueError(f"{init_h5}: holds actions of {got!r}, expected init method {params['init']!r}")
+            init_ref_sha = f.attrs.get("reference_sha256")
+        if got != init:
+            raise ValueError(f"{init_h5}: holds actions of {got!r}, expected init method {init!r}")
+        redo = (f"recompute it before warm-starting {method!r} from it (run {init!r} on "
+                f"{reference_h5} first, or delete the file so the workflow remakes it)")
+        if init_ref_sha is None:
+            raise ValueError(f"init actions file {init_h5} predates the reference check (it has no "
+                             f"reference_sha256), so it may have been computed from a different "
+                             f"reference than {reference_h5}: {redo}.")
+        if isinstance(init_ref_sha, bytes):
+            init_ref_sha = init_ref_sha.decode()
+        if init_ref_sha != ref_sha:
+            raise ValueError(f"init actions file {init_h5} was computed from a different reference "
+                             f"than {reference_h5} (another clip, length or preparation): {redo}.")
         if init_actions.shape != (ref.n_frames - 1, model.nu):
             raise ValueError(f"{init_h5}: actions have shape {init_actions.shape}, "
                              f"expected {(ref.n_frames - 1, model.nu)}")
@@ -198,6 +218,8 @@ def compute_actions(reference_h5, method: str, params: dict, out_h5, *, init_h5=
         f.attrs["clip"] = ref_attrs["clip"]
         for k, v in result.info.items():
             f.attrs[k] = to_attr(v)
+        # Warm starts from this file check it against their own reference.
+        f.attrs["reference_sha256"] = ref_sha
 
 
 def _write_history(f: h5py.File, history: list) -> None:
