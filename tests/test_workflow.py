@@ -250,7 +250,7 @@ def test_one_method_target_runs_on_its_own(tmp_path):
     target = "results/gen_a/invdyn.h5"
     planned = planned_outputs(work, "--cores", "2", target)
     assert target in planned and "results/gen_a/actions/invdyn.h5" in planned
-    others = {p for p in planned if re.search(r"(baseline|feedback|gradient|mpc|gen_b|summary)", p)}
+    others = {p for p in planned if re.search(r"(baseline|feedback|gradient|mpc|track|gen_b|summary)", p)}
     assert not others, others
     snakemake(work, "--cores", "2", target)
     with h5py.File(work / target) as h5:

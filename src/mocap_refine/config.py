@@ -24,6 +24,7 @@ __all__ = [
     "default_schema_path",
     "known_clips",
     "known_methods",
+    "method_threads",
     "validate_schema",
     "check_config",
     "load_config",
@@ -48,6 +49,12 @@ def known_methods() -> tuple[str, ...]:
     """Names of the implemented methods."""
     from .methods import METHODS
     return tuple(METHODS)
+
+
+def method_threads() -> dict[str, int]:
+    """Threads each method uses well (from the method registry)."""
+    from .methods import REGISTRY
+    return {name: spec.threads for name, spec in REGISTRY.items()}
 
 
 def default_schema_path() -> Path:

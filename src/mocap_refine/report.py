@@ -39,16 +39,12 @@ from matplotlib import colors as mcolors  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
 from .io import atomic_path  # noqa: E402
+from .methods import REGISTRY
 from .metrics import METRIC_COLUMNS  # noqa: E402
 
 # Fixed colours: a method has the same colour in every figure of every clip.
-METHOD_COLORS = {
-    "baseline": "#7f7f7f",  # grey: the reference point everything improves on
-    "feedback": "#1f77b4",
-    "gradient": "#2ca02c",
-    "mpc": "#ff7f0e",
-    "invdyn": "#9467bd",
-}
+# A method's colour is part of its registry entry (methods.REGISTRY).
+METHOD_COLORS = {name: spec.color for name, spec in REGISTRY.items()}
 REFERENCE_COLOR = "#000000"
 # Colours for method names not in METHOD_COLORS (new methods, renamed
 # variants), chosen by a stable hash of the name so they do not depend on

@@ -34,9 +34,9 @@ ACTION_METHODS = mr_config.required_actions(config)
 DEEPMIMIC_CLIPS = list(mr_config.known_clips())
 KNOWN_METHODS = list(mr_config.known_methods())
 
-# Methods that roll out candidates in parallel (mujoco.rollout) get several
-# threads; Snakemake lowers this to --cores when fewer are available.
-PARALLEL_METHODS = {"gradient": 4, "mpc": 4}
+# Threads per method from the method registry (methods that batch rollouts
+# on several threads); Snakemake lowers this to --cores when fewer are available.
+METHOD_THREADS = mr_config.method_threads()
 
 
 wildcard_constraints:
@@ -81,7 +81,7 @@ def method_params(wildcards):
 
 
 def method_threads(wildcards):
-    return PARALLEL_METHODS.get(wildcards.method, 1)
+    return METHOD_THREADS[wildcards.method]
 
 
 def clip_cycles(wildcards):

@@ -27,6 +27,7 @@ limits; a few mj_inverse calls) unless ``init`` names another method.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass
 
@@ -38,7 +39,7 @@ from ..model import layout
 from ..objective import Weights, tracking_loss, tracking_residual
 from ..problem import TrackingProblem
 from ..settings import setting
-from ..sim import split_state
+from ..sim import DataPool, split_state
 from . import MethodResult
 
 INIT_METHODS = ("baseline", "invdyn", "feedback", "gradient", "mpc")
@@ -64,6 +65,9 @@ class TrackSettings:
                                     exclusive_minimum=0.0, maximum=1e6)
     fd_eps: float = setting(1e-6, "finite-difference step of the frame Jacobians", exclusive_minimum=0.0,
                             maximum=1e-2)
+    smooth_contacts: bool = setting(False, "take the frame Jacobians on a copy of the model whose contacts "
+                                    "start soft (solimp[0] = 0, as MuJoCo MPC's planning model); rollouts "
+                                    "stay on the exact model")
     w_root_pos: float = setting(30.0, "weight of the root position error", minimum=0.0, unit="1/m^2")
     w_root_height: float = setting(0.0, "extra weight of the root height error", minimum=0.0, unit="1/m^2")
     w_root_rot: float = setting(2.0, "weight of the root orientation error", minimum=0.0, unit="1/rad^2")
@@ -104,8 +108,13 @@ class _JacobianCache:
     """Frame Jacobians of the whole clip with the (state, action) they were
     taken at; :meth:`get` recomputes only the frames that moved."""
 
-    def __init__(self, problem: TrackingProblem, tol: float, eps: float):
+    def __init__(self, problem: TrackingProblem, tol: float, eps: float, smooth_contacts: bool = False):
         self.p, self.tol, self.eps = problem, tol, eps
+        self.model, self.pool = problem.model, problem.pool
+        if smooth_contacts:
+            self.model = copy.deepcopy(problem.model)
+            self.model.geom_solimp[:, 0] = 0.0
+            self.pool = DataPool(self.model, problem.pool.threads)
         T, n, nu = problem.n_actions, 2 * problem.model.nv, problem.nu
         self.A = np.zeros((T, n, n))
         self.B = np.zeros((T, n, nu))
@@ -127,7 +136,7 @@ class _JacobianCache:
             stale[np.nonzero(fresh)[0][moved]] = True
         idx = np.nonzero(stale)[0]
         if idx.size:
-            A, B = frame_jacobians(self.p.model, states[idx], actions[idx], self.p.ref.substeps, self.p.pool, self.eps)
+            A, B = frame_jacobians(self.model, states[idx], actions[idx], self.p.ref.substeps, self.pool, self.eps)
             self.A[t0 + idx], self.B[t0 + idx] = A, B
             self.x[t0 + idx], self.u[t0 + idx] = states[idx], actions[idx]
             self.computed += idx.size
@@ -260,7 +269,7 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
             raise ValueError(f"track: init actions have shape {init.shape}, expected {(T, model.nu)}")
     horizon, commit = frames_for(s.horizon_s, ref.frame_dt), frames_for(s.commit_s, ref.frame_dt)
     commit = min(commit, horizon)
-    cache = _JacobianCache(problem, s.relinearize_tol, s.fd_eps)
+    cache = _JacobianCache(problem, s.relinearize_tol, s.fd_eps, s.smooth_contacts)
     actions = init.copy()
     plan = problem.ref_states.copy()  # nominal states: rollouts so far, the reference beyond
     history = []
