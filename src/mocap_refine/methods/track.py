@@ -28,6 +28,7 @@ limits; a few mj_inverse calls) unless ``init`` names another method.
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from dataclasses import asdict, dataclass
 
@@ -42,6 +43,7 @@ from ..settings import setting
 from ..sim import DataPool, split_state
 from . import MethodResult
 
+log = logging.getLogger(__name__)
 INIT_METHODS = ("baseline", "invdyn", "feedback", "gradient", "mpc")
 LINE_SEARCH = np.array([1.0, 0.5, 0.25, 0.1])  # forward-pass step sizes, one batched rollout
 REGULARIZATION_FACTOR = 3.0   # mu / 3 after a successful step, mu * 9 before a retry
@@ -283,9 +285,13 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
         actions[t0:t0 + W] = u
         plan[t0:t0 + W + 1] = x
         step = W if t0 + W >= T else commit
+        elapsed = time.perf_counter() - t_start
         history.append({"iteration": len(history), "window_start": t0, "window_loss_start": before,
                         "loss": after, "window_iterations": its, "jacobian_frames": cache.computed,
-                        "seconds": time.perf_counter() - t_start})
+                        "seconds": elapsed})
+        done = min(t0 + step, T)
+        log.info("track: frames %d/%d, window loss %.4g -> %.4g in %d iterations, %.1f s elapsed, about %.0f s left",
+                 done, T, before, after, its, elapsed, elapsed * (T - done) / done)
         t0 += step
     final = _replay(problem, actions, w)
     start = _replay(problem, init, w)
