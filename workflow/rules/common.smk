@@ -7,11 +7,30 @@ from snakemake.utils import min_version, validate
 min_version("8.0")
 
 try:
-    from mocap_refine import config as mr_config
+    from mocap_refine import config as mr_config, run_record
 except ImportError:
     # Not installed: use the package of this checkout.
     sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-    from mocap_refine import config as mr_config
+    from mocap_refine import config as mr_config, run_record
+
+
+# ---- report of the last run -------------------------------------------------
+# `snakemake --report results/report.html` (no --config needed) reports the
+# clips and methods of the last run, recorded by rule summary in
+# results/last_run.yaml, instead of the configured ones: the same command works
+# after a run on a subset. --config clips/methods naming another run stop with
+# the command to run; so does a missing result (checked at the end of this file).
+REPORT_ONLY = run_record.is_report_invocation(sys.argv)
+if REPORT_ONLY:
+    _cli_config = dict(getattr(getattr(workflow, "config_settings", None), "config", None) or {})
+    try:
+        _recorded = run_record.report_selection(run_record.read_record(run_record.RECORD_PATH), _cli_config)
+    except mr_config.ConfigError as err:
+        raise WorkflowError(str(err)) from None
+    if _recorded is not None:
+        config["clips"], config["methods"] = _recorded
+    # Name the clips and methods in the suggested command unless they are the configured ones.
+    REPORT_EXPLICIT = _recorded is not None or "clips" in _cli_config or "methods" in _cli_config
 
 
 # ---- configuration --------------------------------------------------------
@@ -94,3 +113,9 @@ def clip_metric_csvs(wildcards):
 
 def all_metric_csvs(wildcards):
     return expand("results/{clip}/{method}.csv", clip=CLIPS, method=METHODS)
+
+
+if REPORT_ONLY:
+    _missing = [p for p in all_outputs() if not Path(p).exists()]
+    if _missing:
+        raise WorkflowError(run_record.missing_files_message(_missing, CLIPS, METHODS, REPORT_EXPLICIT))

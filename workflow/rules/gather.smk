@@ -16,11 +16,16 @@ rule comparison:
 
 
 rule summary:
-    """Every clip's metric rows (clip x method)."""
+    """Every clip's metric rows (clip x method), and the clips and methods of
+    this run for `snakemake --report` (mocap_refine.run_record)."""
     input:
         all_metric_csvs,
     output:
         "results/summary.csv",
+        record="results/last_run.yaml",
+    params:
+        clips=CLIPS,
+        methods=METHODS,
     log:
         "logs/gather/summary.log",
     benchmark:
