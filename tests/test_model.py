@@ -128,13 +128,10 @@ def _brute_force_lowest(model, data, geoms):
     return low
 
 
-def test_lowest_points_random_poses(model):
-    rng = np.random.default_rng(3)
+def _random_poses(model, rng, n):
+    """(n, nq) poses: root anywhere in the unit cube, random joint rotations."""
     lay = layout(model)
-    data = mujoco.MjData(model)
-    body_geoms = [g for g in range(model.ngeom) if model.geom_bodyid[g] != 0]
-    feet = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, n) for n in ("right_foot", "left_foot")]
-    qpos = np.tile(model.qpos0, (6, 1))
+    qpos = np.tile(model.qpos0, (n, 1))
     for q in qpos:
         q[:3] = rng.uniform(-1, 1, 3)
         q[3:7] = Rotation.random(random_state=rng).as_quat(scalar_first=True)
@@ -143,6 +140,15 @@ def test_lowest_points_random_poses(model):
                 q[adr] = rng.uniform(-1, 1)
             else:
                 q[adr:adr + 4] = Rotation.random(random_state=rng).as_quat(scalar_first=True)
+    return qpos
+
+
+def test_lowest_points_random_poses(model):
+    rng = np.random.default_rng(3)
+    data = mujoco.MjData(model)
+    body_geoms = [g for g in range(model.ngeom) if model.geom_bodyid[g] != 0]
+    feet = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, n) for n in ("right_foot", "left_foot")]
+    qpos = _random_poses(model, rng, 6)
     got = lowest_points(model, qpos)
     got_feet = lowest_points(model, qpos, ("right_foot", "left_foot"))
     for t, q in enumerate(qpos):
@@ -156,16 +162,7 @@ def test_geom_lowest_points_per_geom(model):
     """The vectorised per-geom lowest points: each column is that geom's
     lowest_points, the row minimum the whole body's; names or ids."""
     rng = np.random.default_rng(5)
-    lay = layout(model)
-    qpos = np.tile(model.qpos0, (4, 1))
-    for q in qpos:
-        q[:3] = rng.uniform(-1, 1, 3)
-        q[3:7] = Rotation.random(random_state=rng).as_quat(scalar_first=True)
-        for name, adr in zip(JOINTS, lay.qpos_adr):
-            if name in HINGE_JOINTS:
-                q[adr] = rng.uniform(-1, 1)
-            else:
-                q[adr:adr + 4] = Rotation.random(random_state=rng).as_quat(scalar_first=True)
+    qpos = _random_poses(model, rng, 4)
     got = geom_lowest_points(model, qpos)
     body_geoms = [g for g in range(model.ngeom) if model.geom_bodyid[g] != 0]
     assert got.shape == (4, len(body_geoms))

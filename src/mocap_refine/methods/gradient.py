@@ -45,7 +45,7 @@ import numpy as np
 from mujoco import minimize
 
 from ..derivatives import (frame_jacobians, loss_and_gradient, residual_jacobian,
-                           state_cost_derivatives, state_difference)
+                           state_cost_derivatives)
 from ..metrics import fall_frame, joint_errors
 from ..objective import Weights, tracking_loss, tracking_residual
 from ..sim import DataPool, simulate_frames, split_state
@@ -229,21 +229,10 @@ def _backward(A, B, g, H, u, effort, mu):
 
 
 def _forward(model, state0, x_nom, u_nom, k_ff, K, substeps, pool):
-    """Closed-loop forward pass for every line-search step at once.
-    Returns states (S, W+1, nstate), actions (S, W, nu), diverged (S,)."""
-    alphas = np.array(LINE_SEARCH_STEPS)
-    S, (W, nu) = len(alphas), u_nom.shape
-    states = np.empty((S, W + 1, x_nom.shape[1]))
-    states[:, 0] = state0
-    actions = np.empty((S, W, nu))
-    diverged = np.full(S, -1)
-    for t in range(W):
-        dx = state_difference(model, states[:, t], np.broadcast_to(x_nom[t], states[:, t].shape))
-        actions[:, t] = np.clip(u_nom[t] + alphas[:, None] * k_ff[t] + dx @ K[t].T, -1.0, 1.0)
-        out = simulate_frames(model, states[:, t], actions[:, t:t + 1], substeps, pool)
-        states[:, t + 1] = out.states[:, 1]
-        diverged[(out.diverged_frame >= 0) & (diverged < 0)] = t + 1
-    return states, actions, diverged
+    """Closed-loop forward pass for every line-search step at once
+    (track.forward_pass). Returns states (S, W+1, nstate), actions (S, W, nu), diverged (S,)."""
+    from .track import forward_pass
+    return forward_pass(model, substeps, pool, state0, x_nom, u_nom, k_ff, K, np.array(LINE_SEARCH_STEPS))
 
 
 def window_residual(model, state0, actions, qpos_ref, qvel_ref, substeps, w, pool):

@@ -40,7 +40,7 @@ from ..model import layout
 from ..objective import Weights, tracking_loss, tracking_residual
 from ..problem import TrackingProblem
 from ..settings import setting
-from ..sim import DataPool, split_state
+from ..sim import DataPool, simulate_frames, split_state
 from . import MethodResult
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ def backward_pass(A, B, g, H, u, effort, mu, defects=None):
     return k, K
 
 
-def forward_pass(problem, state0, x_nom, u_nom, k, K, alphas):
+def forward_pass(model, substeps, pool, state0, x_nom, u_nom, k, K, alphas):
     """Closed-loop rollouts u_t = clip(u_nom_t + alpha k_t + K_t (x_t - x_nom_t))
     for every alpha at once. Returns states (S, W+1, nstate), the actions
     applied (S, W, nu) and the diverged frame per rollout (S,), -1 if none."""
@@ -204,9 +204,9 @@ def forward_pass(problem, state0, x_nom, u_nom, k, K, alphas):
     U = np.empty((S, W, nu))
     diverged = np.full(S, -1)
     for t in range(W):
-        dx = state_difference(problem.model, X[:, t], np.broadcast_to(x_nom[t], X[:, t].shape))
+        dx = state_difference(model, X[:, t], np.broadcast_to(x_nom[t], X[:, t].shape))
         U[:, t] = np.clip(u_nom[t] + alphas[:, None] * k[t] + dx @ K[t].T, -1.0, 1.0)
-        out = problem.rollout(U[:, t:t + 1], X[:, t])
+        out = simulate_frames(model, X[:, t], U[:, t:t + 1], substeps, pool)
         X[:, t + 1] = out.states[:, 1]
         diverged[(out.diverged_frame >= 0) & (diverged < 0)] = t + 1
     return X, U, diverged
@@ -240,7 +240,8 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
         for _ in range(REGULARIZATION_TRIES):
             step = backward_pass(A, B, g, H, u, w.effort, mu, defects)
             if step is not None:
-                X, U, diverged = forward_pass(problem, x_nom[0], x, u, *step, LINE_SEARCH)
+                X, U, diverged = forward_pass(problem.model, problem.ref.substeps, problem.pool, x_nom[0], x, u,
+                                              *step, LINE_SEARCH)
                 losses = np.sum(_window_residuals(problem, X, U, t0, w) ** 2, axis=1)
                 losses[diverged >= 0] = np.inf
                 best = int(np.argmin(losses))
