@@ -182,6 +182,16 @@ def load_model(timestep: float = 1.0 / DEFAULT_PHYSICS_HZ) -> mujoco.MjModel:
     return mujoco.MjModel.from_xml_string(humanoid_xml(float(timestep)))
 
 
+def smooth_contact_model(model: mujoco.MjModel) -> mujoco.MjModel:
+    """A planning copy of `model` whose contacts start soft (solimp[0] = 0,
+    as MuJoCo MPC's planning model), for derivatives that do not jump at
+    contact events; rollouts that count stay on the exact model."""
+    import copy
+    smooth = copy.deepcopy(model)
+    smooth.geom_solimp[:, 0] = 0.0
+    return smooth
+
+
 def substeps_for(frame_dt: float, physics_hz: float = DEFAULT_PHYSICS_HZ) -> tuple[int, float]:
     """Integer physics substeps per mocap frame and the physics timestep (s)
     that makes them fit the frame exactly."""

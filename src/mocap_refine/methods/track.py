@@ -27,7 +27,6 @@ limits; a few mj_inverse calls) unless ``init`` names another method.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -36,7 +35,7 @@ import numpy as np
 
 from ..derivatives import frame_jacobians, residual_jacobian, state_difference
 from ..metrics import fall_frame, joint_errors
-from ..model import layout
+from ..model import layout, smooth_contact_model
 from ..objective import Weights, tracking_loss, tracking_residual
 from ..problem import TrackingProblem
 from ..settings import setting
@@ -114,8 +113,7 @@ class _JacobianCache:
         self.p, self.tol, self.eps = problem, tol, eps
         self.model, self.pool = problem.model, problem.pool
         if smooth_contacts:
-            self.model = copy.deepcopy(problem.model)
-            self.model.geom_solimp[:, 0] = 0.0
+            self.model = smooth_contact_model(problem.model)
             self.pool = DataPool(self.model, problem.pool.threads)
         T, n, nu = problem.n_actions, 2 * problem.model.nv, problem.nu
         self.A = np.zeros((T, n, n))
