@@ -32,8 +32,21 @@ FRAME_WIDTH = 44
 # purpose: the DeepMimic clips shipped with pybullet are not normalised (kick's
 # right hip reaches norm 0.58, roll 0.81, backflip 0.88) and DeepMimic itself
 # normalises them on load, so the rotation they mean is unambiguous.
-QUAT_NORM_TOL = 1e-3
-QUAT_NORM_REJECT = 0.5
+QUAT_NORM_TOL = 1e-3     # |norm - 1|, dimensionless
+QUAT_NORM_REJECT = 0.5   # |norm - 1|, dimensionless
+
+# Plausibility limits checked at load (ClipError beyond them). They are
+# generous on purpose: they catch corrupt or mis-exported files, not unusual
+# motion. The 15 pybullet clips stay far inside them (largest values: hinge
+# 2.76 rad, root height 0.09..1.18 m, root speed 5.3 m/s, joint speed
+# 31 rad/s, frame duration 0.0625 s, clip length 4.4 s).
+MIN_FRAMES = 2                       # frames
+FRAME_DURATION_MAX_S = 1.0           # s, any frame but the last (whose duration is unused)
+CLIP_DURATION_MAX_S = 3600.0         # s, sum of the durations
+HINGE_ANGLE_MAX_RAD = 2 * np.pi      # rad, |knee or elbow angle|
+ROOT_HEIGHT_RANGE_M = (-1.0, 5.0)    # m, root y (DeepMimic is Y-up)
+ROOT_SPEED_MAX_M_S = 20.0            # m/s, root displacement between frames / duration
+JOINT_SPEED_MAX_RAD_S = 100.0        # rad/s, rotation between frames / duration (root and every joint)
 
 # Column of each joint's data in a frame; quaternions (w, x, y, z), hinges one angle.
 _COLUMNS = {}
@@ -42,6 +55,15 @@ for _name in JOINTS:
     _COLUMNS[_name] = _col
     _col += 1 if _name in HINGE_JOINTS else 4
 assert _col == FRAME_WIDTH
+
+# Name of every frame column, for messages: "duration", "root x" .. "root z"
+# (root y is the height), "root quaternion w" .., "chest quaternion x" ..,
+# "right_knee".
+COLUMN_NAMES = ["duration", "root x", "root y", "root z"] + [f"root quaternion {a}" for a in "wxyz"]
+for _name in JOINTS:
+    COLUMN_NAMES += [_name] if _name in HINGE_JOINTS else [f"{_name} quaternion {a}" for a in "wxyz"]
+COLUMN_NAMES = tuple(COLUMN_NAMES)
+assert len(COLUMN_NAMES) == FRAME_WIDTH
 
 _C = Rotation.from_euler("x", np.pi / 2)
 
@@ -81,12 +103,18 @@ def _fail(path, msg, frame=None):
 def load_clip(path) -> Clip:
     """Read and validate a DeepMimic clip file.
 
-    Rejects (ClipError, one line naming file, frame and problem): unreadable
-    JSON, missing keys, fewer than 2 frames, frames not 44 numbers wide,
-    non-finite numbers, non-positive durations (all but the last frame),
-    quaternions whose norm differs from 1 by more than QUAT_NORM_REJECT (0.5).
-    Every quaternion is normalised; how far the worst one was off and how many
-    were off by more than QUAT_NORM_TOL (1e-3) are kept on the Clip.
+    Rejects (ClipError, one line naming the file, and where there is one the
+    frame, the column and the value): unreadable JSON, missing keys, frames
+    not 44 numbers wide, and anything outside the module's limits: fewer than
+    MIN_FRAMES frames, non-finite numbers, durations (all but the last frame)
+    <= 0 or above FRAME_DURATION_MAX_S, a clip longer than
+    CLIP_DURATION_MAX_S, quaternions whose norm differs from 1 by more than
+    QUAT_NORM_REJECT, knee or elbow angles beyond +-HINGE_ANGLE_MAX_RAD, root
+    heights outside ROOT_HEIGHT_RANGE_M, root speeds between frames above
+    ROOT_SPEED_MAX_M_S, root or joint rotation speeds between frames above
+    JOINT_SPEED_MAX_RAD_S. Every quaternion is normalised; how far the worst
+    one was off and how many were off by more than QUAT_NORM_TOL (1e-3) are
+    kept on the Clip.
     """
     path = str(path)
     try:
@@ -105,39 +133,114 @@ def load_clip(path) -> Clip:
     raw = obj["Frames"]
     if not isinstance(raw, list):
         _fail(path, '"Frames" must be a list of frames')
-    if len(raw) < 2:
-        _fail(path, f"needs at least 2 frames, has {len(raw)}")
+    if len(raw) < MIN_FRAMES:
+        _fail(path, f"needs at least {MIN_FRAMES} frames, has {len(raw)}")
     for i, fr in enumerate(raw):
         if not isinstance(fr, list) or len(fr) != FRAME_WIDTH:
             n = len(fr) if isinstance(fr, list) else type(fr).__name__
             _fail(path, f"has {n} values, expected {FRAME_WIDTH}", i)
         for k, v in enumerate(fr):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                _fail(path, f"value {k} is not a number ({v!r})", i)
+                _fail(path, f"{COLUMN_NAMES[k]} (value {k}) is not a number ({v!r})", i)
     frames = np.asarray(raw, dtype=float)
     bad = ~np.isfinite(frames)
     if bad.any():
         i, k = np.argwhere(bad)[0]
-        _fail(path, f"value {k} is not finite ({frames[i, k]})", int(i))
-    dur = frames[:-1, 0]
+        _fail(path, f"{COLUMN_NAMES[k]} (value {k}) is not finite ({frames[i, k]})", int(i))
+    _check_durations(path, frames[:-1, 0])
+    max_dev, fixed = _normalise_quaternions(path, frames)
+    _check_plausible(path, frames)
+    return Clip(path, frames, loop, max_dev, fixed)
+
+
+def _check_durations(path, dur: np.ndarray) -> None:
+    """Durations of all frames but the last (whose duration is unused)."""
     if (dur <= 0).any():
         i = int(np.argmax(dur <= 0))
-        _fail(path, f"duration {dur[i]} s is not positive", i)
-    quat_cols = [("root", 4)] + [(n, _COLUMNS[n]) for n in JOINTS if n not in HINGE_JOINTS]
+        _fail(path, f"duration (value 0) is {dur[i]} s, not positive", i)
+    if (dur > FRAME_DURATION_MAX_S).any():
+        i = int(np.argmax(dur > FRAME_DURATION_MAX_S))
+        _fail(path, f"duration (value 0) is {dur[i]} s, above the {FRAME_DURATION_MAX_S:g} s limit "
+                    "on one frame", i)
+    start = np.cumsum(dur)  # start[i]: time at which frame i + 1 starts
+    if start[-1] > CLIP_DURATION_MAX_S:
+        i = int(np.argmax(start > CLIP_DURATION_MAX_S)) + 1
+        _fail(path, f"starts at {start[i - 1]:.6g} s (the sum of the durations, value 0, of the frames "
+                    f"before it), past the {CLIP_DURATION_MAX_S:g} s limit on a clip's length", i)
+
+
+def _quat_columns() -> list[tuple[str, int]]:
+    return [("root", 4)] + [(n, _COLUMNS[n]) for n in JOINTS if n not in HINGE_JOINTS]
+
+
+def _normalise_quaternions(path, frames: np.ndarray) -> tuple[float, int]:
+    """Normalise every quaternion in place; reject norms off by more than
+    QUAT_NORM_REJECT. Returns (largest |norm - 1|, count off by > QUAT_NORM_TOL)."""
     max_dev, fixed = 0.0, 0
-    for name, c in quat_cols:
+    for name, c in _quat_columns():
         q = frames[:, c:c + 4]
         norm = np.linalg.norm(q, axis=1)
         dev = np.abs(norm - 1.0)
         off = dev > QUAT_NORM_REJECT
         if off.any():
             i = int(np.argmax(off))
-            _fail(path, f"{name} quaternion has norm {norm[i]:.6f}, not 1 "
-                        f"(rejected beyond {QUAT_NORM_REJECT} off)", i)
+            _fail(path, f"{name} quaternion (values {c}-{c + 3}) has norm {norm[i]:.6f}, "
+                        f"more than the {QUAT_NORM_REJECT:g} limit away from 1", i)
         max_dev = max(max_dev, float(dev.max()))
         fixed += int((dev > QUAT_NORM_TOL).sum())
         frames[:, c:c + 4] = q / norm[:, None]
-    return Clip(path, frames, loop, max_dev, fixed)
+    return max_dev, fixed
+
+
+def _first_over(values: np.ndarray) -> tuple[int, int] | None:
+    """(row, column) of the first True of a 2-D boolean array in row order, or None."""
+    hits = np.argwhere(values)
+    return None if len(hits) == 0 else (int(hits[0, 0]), int(hits[0, 1]))
+
+
+def _check_plausible(path, frames: np.ndarray) -> None:
+    """Hinge angles, root height, root and joint speeds between frames
+    (frames already finite, durations positive, quaternions normalised)."""
+    hinges = [(n, _COLUMNS[n]) for n in HINGE_JOINTS]
+    angles = frames[:, [c for _, c in hinges]]
+    hit = _first_over(np.abs(angles) > HINGE_ANGLE_MAX_RAD)
+    if hit:
+        i, j = hit
+        name, c = hinges[j]
+        _fail(path, f"{name} (value {c}) is {frames[i, c]:.6g} rad, beyond the "
+                    f"+-{HINGE_ANGLE_MAX_RAD:.4g} rad (2 pi) limit", i)
+    lo, hi = ROOT_HEIGHT_RANGE_M
+    height = frames[:, 2]
+    out = (height < lo) | (height > hi)
+    if out.any():
+        i = int(np.argmax(out))
+        _fail(path, f"root y (value 2, the height) is {height[i]:.6g} m, outside the "
+                    f"[{lo:g}, {hi:g}] m limit", i)
+    dur = frames[:-1, 0]
+    step = np.linalg.norm(np.diff(frames[:, 1:4], axis=0), axis=1)
+    speed = step / dur
+    if (speed > ROOT_SPEED_MAX_M_S).any():
+        i = int(np.argmax(speed > ROOT_SPEED_MAX_M_S))
+        _fail(path, f"root position (values 1-3) moves {step[i]:.6g} m from frame {i} in "
+                    f"{dur[i]:.6g} s, {speed[i]:.6g} m/s, above the {ROOT_SPEED_MAX_M_S:g} m/s limit", i + 1)
+    # Rotation angle between consecutive frames: |delta| for hinges, the
+    # angle of q_i^-1 q_(i+1) (sign-free) for the root and ball joints.
+    cols = _quat_columns() + hinges
+    turn = np.empty((len(dur), len(cols)))
+    for j, (name, c) in enumerate(cols):
+        if name in HINGE_JOINTS:
+            turn[:, j] = np.abs(np.diff(frames[:, c]))
+        else:
+            r = Rotation.from_quat(frames[:, c:c + 4], scalar_first=True)
+            turn[:, j] = (r[:-1].inv() * r[1:]).magnitude()
+    omega = turn / dur[:, None]
+    hit = _first_over(omega > JOINT_SPEED_MAX_RAD_S)
+    if hit:
+        i, j = hit
+        name, c = cols[j]
+        what = f"{name} (value {c})" if name in HINGE_JOINTS else f"{name} quaternion (values {c}-{c + 3})"
+        _fail(path, f"{what} turns {turn[i, j]:.6g} rad from frame {i} in {dur[i]:.6g} s, "
+                    f"{omega[i, j]:.6g} rad/s, above the {JOINT_SPEED_MAX_RAD_S:g} rad/s limit", i + 1)
 
 
 def write_clip(path, frames: np.ndarray, loop: str = "none") -> None:

@@ -4,6 +4,7 @@ finite differences, and per-frame diagnostics (foot height, joint limits)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import mujoco
@@ -15,6 +16,11 @@ from .model import HINGE_JOINTS, JOINT_LIMITS_DM, JOINTS, load_model, substeps_f
 
 FOOT_GEOMS = ("right_foot", "left_foot")
 FRAME_DT_REL_TOL = 1e-3
+# Steps (dimensionless): a clip whose span falls this little short of a whole
+# number of resampling steps still gets the sample at its end.
+SPAN_STEP_TOL = 1e-6
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,14 +58,26 @@ def uniform_frame_dt(clip: Clip) -> tuple[float, bool]:
     return median, True
 
 
+def uniform_times(durations: np.ndarray, dt: float) -> np.ndarray:
+    """Sample times (s) every dt over the span of frames lasting `durations`
+    (N-1,): 0, dt, 2 dt, ... up to the last frame's time, never past it. A
+    span within SPAN_STEP_TOL of a step short of a whole number of steps
+    (0.0333333015 s written for a doubled 0.0666666 s frame) still gets its
+    last sample, placed exactly at the end of the clip."""
+    span = float(np.cumsum(durations)[-1])  # as resample_uniform's time axis ends
+    n_out = int(np.floor(span / dt + SPAN_STEP_TOL)) + 1
+    return np.minimum(np.arange(n_out) * dt, span)
+
+
 def resample_uniform(model: mujoco.MjModel, qpos: np.ndarray, durations: np.ndarray,
                      dt: float) -> np.ndarray:
     """(N, nq) poses at the cumulative `durations` (N-1,) -> poses every dt
-    seconds over the same span: linear for positions and hinge angles, slerp
-    for the root and ball-joint quaternions."""
+    seconds over the same span (`uniform_times`): linear for positions and
+    hinge angles, slerp for the root and ball-joint quaternions. Durations
+    may be uneven in any way (dropped or doubled frames, drift, jitter)."""
     times = np.concatenate([[0.0], np.cumsum(durations)])
-    n_out = int(np.floor(times[-1] / dt + 1e-6)) + 1
-    t_out = np.arange(n_out) * dt
+    t_out = uniform_times(durations, dt)
+    n_out = len(t_out)
     out = np.empty((n_out, model.nq))
     quat_adr = [3] + [int(model.jnt_qposadr[j]) for j in range(model.njnt)
                       if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_BALL]
@@ -181,6 +199,11 @@ def build_reference(clip: Clip, *, ground_correction: bool = True, cycles: int =
     base = frames_to_qpos(model, clip.frames)
     if resample:
         base = resample_uniform(model, base, clip.frame_dt, frame_dt)
+        dur = clip.frame_dt
+        log.info("%s: uneven frame durations (%d frames over %.6g s, durations %.6g..%.6g s, "
+                 "median %.6g s): resampled on the clip's time axis to %d frames every %.6g s (%.6g Hz)",
+                 clip.path, clip.n_frames, float(dur.sum()), float(dur.min()), float(dur.max()),
+                 float(np.median(dur)), base.shape[0], frame_dt, 1.0 / frame_dt)
     qpos = repeat_cycles(base, cycles)
     lowest = lowest_points(model, qpos)
     lowest_foot = lowest_points(model, qpos, FOOT_GEOMS)
