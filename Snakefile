@@ -17,6 +17,7 @@ include: "workflow/rules/import.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/actions.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/gains.smk"
 include: "workflow/rules/gather.smk"
 include: "workflow/rules/report.smk"
 

@@ -62,3 +62,32 @@ def test_starts_anywhere(setup):
     visited, executed, _ = closed_loop(problem, g.actions, states, gains, start_frame=10)
     assert visited.shape[0] == g.actions.shape[0] - 10 + 1 and executed.shape[0] == g.actions.shape[0] - 10
     assert np.array_equal(visited, states[10:])
+
+
+def test_gains_file_from_the_cli_drives_the_controller(tmp_path):
+    """The stage users run (`mocap-refine gains`, rule gains): the stored
+    gains and nominal states are the controller's, and with no noise the
+    controller replays the stored states bit for bit."""
+    from mocap_refine import pipeline
+    from mocap_refine.cli import main
+    from mocap_refine.generate import write_generated_clip
+    import h5py
+
+    clip = tmp_path / "gen.txt"
+    write_generated_clip(clip, seconds=0.3, seed=2)
+    ref_h5 = tmp_path / "reference.h5"
+    assert main(["prepare", str(clip), str(ref_h5), str(tmp_path / "diag.csv")]) == 0
+    acts = tmp_path / "actions" / "baseline.h5"
+    assert main(["actions", str(ref_h5), "baseline", str(acts)]) == 0
+    out = tmp_path / "gains" / "baseline.h5"
+    assert main(["gains", str(ref_h5), str(acts), str(out)]) == 0
+    ref, _ = pipeline.load_reference(ref_h5)
+    model = load_model(ref.physics_dt)
+    problem = TrackingProblem.build(model, ref)
+    with h5py.File(out) as f:
+        gains, states, actions = f["gains"][()], f["states"][()], f["actions"][()]
+        assert f.attrs["method"] == "baseline" and "tangent" in f["gains"].attrs["description"]
+    want_states, want_gains = feedback_gains(problem, actions)
+    assert np.array_equal(states, want_states) and np.array_equal(gains, want_gains)
+    visited, _, _ = closed_loop(problem, actions, states, gains)
+    assert np.array_equal(visited, states)

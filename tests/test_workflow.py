@@ -259,3 +259,9 @@ def test_one_method_target_runs_on_its_own(tmp_path):
         assert h5["actions"].shape[1] == N_ACTUATED
         assert "invdyn" in h5 and "root_wrench" in h5["invdyn"]
     assert not (work / "results" / "gen_a" / "baseline.h5").exists()
+    # The controller's gains are built on request from the same chain.
+    gains = "results/gen_a/gains/invdyn.h5"
+    assert planned_outputs(work, "--cores", "2", gains) == {gains}
+    snakemake(work, "--cores", "2", gains)
+    with h5py.File(work / gains) as h5:
+        assert h5["gains"].shape == (h5["actions"].shape[0], N_ACTUATED, 68)  # 2 nv tangent state

@@ -8,6 +8,7 @@
         --params '{"window_frames": 6}' --init-h5 results/walk/actions/baseline.h5
     mocap-refine evaluate results/walk/reference.h5 results/walk/actions/gradient.h5 \\
         results/walk/gradient.h5 results/walk/gradient.csv
+    mocap-refine gains results/walk/reference.h5 results/walk/actions/track.h5 results/walk/gains/track.h5
     mocap-refine gather results/walk/comparison.csv results/walk/*.csv
 
 `run` reads the same config file as the workflow (validated the same way) and
@@ -111,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out_h5")
     p.add_argument("out_csv")
     p.set_defaults(func=lambda a: pipeline.evaluate(a.reference, a.actions, a.out_h5, a.out_csv))
+
+    p = sub.add_parser("gains", help="feedback gains around a method's replay")
+    p.add_argument("reference")
+    p.add_argument("actions")
+    p.add_argument("out")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=lambda a: pipeline.compute_gains(a.reference, a.actions, a.out, threads=a.threads))
 
     p = sub.add_parser("gather", help="concatenate metric CSVs")
     p.add_argument("out")

@@ -294,6 +294,41 @@ def evaluate(reference_h5, actions_h5, out_h5, out_csv) -> None:
         pd.DataFrame([row], columns=list(METRIC_COLUMNS)).to_csv(tmp, index=False, float_format="%.6g")
 
 
+# ---------------------------------------------------------------- gains
+
+def compute_gains(reference_h5, actions_h5, out_h5, *, threads: int = 1) -> None:
+    """Reference + a method's actions -> the feedback controller around their
+    replay (controller.feedback_gains): /gains (T, nu, 2nv), /states (T+1,
+    nstate) nominal states, /actions (T, nu)."""
+    from .controller import REGULARIZATION, feedback_gains
+    from .problem import TrackingProblem
+    ref, ref_attrs = load_reference(reference_h5)
+    model = load_model(ref.physics_dt)
+    with h5py.File(actions_h5, "r") as f:
+        actions = f["actions"][()]
+        method = f.attrs.get("method", "")
+    if actions.shape != (ref.n_frames - 1, model.nu):
+        raise ValueError(f"{actions_h5}: actions have shape {actions.shape}, expected "
+                         f"{(ref.n_frames - 1, model.nu)} for {reference_h5}")
+    start = time.perf_counter()
+    states, gains = feedback_gains(TrackingProblem.build(model, ref, threads), actions)
+    wall = time.perf_counter() - start
+    with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as f:
+        f["gains"] = gains
+        f["gains"].attrs["description"] = ("K_t: executed action = clip(actions[t] + gains[t] @ dx, -1, 1), dx the "
+                                           "state minus states[t] in MuJoCo's tangent space (qpos difference as "
+                                           "mj_differentiatePos, nv; then qvel difference, nv)")
+        f["gains"].attrs["units"] = "normalised action per tangent-state unit (rad, m, rad/s, m/s)"
+        f["states"] = states
+        f["states"].attrs["description"] = "nominal full physics states (mjSTATE_FULLPHYSICS) of the open-loop replay"
+        f["actions"] = actions
+        f["actions"].attrs["units"] = "normalised torque, ctrl in [-1, 1]"
+        for k, v in {"clip": ref_attrs["clip"], "method": method, "regularization": REGULARIZATION,
+                     "reference_sha256": _sha256(reference_h5), "wall_s": wall,
+                     "mujoco_version": mujoco.__version__, "package_version": __version__}.items():
+            f.attrs[k] = to_attr(v)
+
+
 # ---------------------------------------------------------------- gather
 
 def gather(csv_paths, out_csv) -> None:
