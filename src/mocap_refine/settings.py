@@ -11,6 +11,12 @@ A method's settings are a frozen dataclass whose fields are made with
 * :func:`schema_block` writes the JSON-schema block of the config file;
 * :func:`to_block` gives the defaults as they appear in config/config.yaml;
 * :func:`describe` lists the settings for documentation.
+
+Setting types: bool, int, float, str (``choices``: the allowed strings),
+optional versions of these (``str | None``: null allowed), ``dict`` (a
+mapping whose keys are ``choices`` and whose values are numbers >=
+``minimum``) and ``tuple[float, ...]`` (a non-empty list of numbers, each
+within the setting's bounds; a list in the config file).
 """
 
 from __future__ import annotations
@@ -95,6 +101,18 @@ def _check_value(method: str, f, tp, value) -> tuple[Any, list[str]]:
                 return value, [f"{where}.{k}: expected a number >= {meta.get('minimum')}, got {v!r}"]
             out[k] = float(v)
         return out, []
+    if base is tuple:
+        if not isinstance(value, (list, tuple)) or not value:
+            return value, [f"{where}: expected a non-empty list of numbers, got {value!r}"]
+        item = dataclasses.field(metadata=meta)
+        item.name = name
+        out = []
+        for i, v in enumerate(value):
+            v, errs = _check_value(f"{method}", item, float, v)
+            if errs:
+                return value, [f"{where}: item {i}: " + e.split(": ", 1)[1] for e in errs]
+            out.append(v)
+        return tuple(out), []
     raise TypeError(f"{where}: unsupported setting type {tp}")
 
 
@@ -119,9 +137,14 @@ def from_block(cls, block: dict | None, method: str):
     return obj
 
 
+def _plain(value):
+    """A setting's value as it appears in YAML (tuples become lists)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
 def to_block(obj) -> dict:
     """Settings dataclass -> config block (plain dict, config file order)."""
-    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
 
 
 def schema_block(cls, description: str) -> dict:
@@ -136,6 +159,13 @@ def schema_block(cls, description: str) -> dict:
             p["type"] = "object"
             p["additionalProperties"] = False
             p["properties"] = {k: {"type": "number", "minimum": m["minimum"]} for k in m["choices"]}
+        elif base is tuple:
+            p["type"] = "array"
+            p["items"] = {"type": "number"}
+            for key, sk in (("minimum", "minimum"), ("maximum", "maximum"), ("exclusive_minimum", "exclusiveMinimum")):
+                if m.get(key) is not None:
+                    p["items"][sk] = m[key]
+            p["minItems"] = 1
         else:
             p["type"] = {bool: "boolean", int: "integer", float: "number", str: "string"}[base]
             if type(None) in typing.get_args(tp):
@@ -145,7 +175,7 @@ def schema_block(cls, description: str) -> dict:
             for key, sk in (("minimum", "minimum"), ("maximum", "maximum"), ("exclusive_minimum", "exclusiveMinimum")):
                 if m.get(key) is not None:
                     p[sk] = m[key]
-        p["default"] = getattr(defaults, f.name)
+        p["default"] = _plain(getattr(defaults, f.name))
         props[f.name] = p
     return {"description": description, "type": "object", "properties": props, "additionalProperties": False,
             "default": {}}
@@ -166,13 +196,18 @@ def describe(cls) -> list[dict]:
             rng.append(f"> {m['exclusive_minimum']}")
         if m.get("maximum") is not None:
             rng.append(f"<= {m['maximum']}")
-        rows.append({"name": f.name, "type": _base(tp).__name__, "default": getattr(defaults, f.name),
+        base = _base(tp)
+        if base is tuple:
+            rng = [" ".join(["non-empty list of numbers"] + rng)]
+        rows.append({"name": f.name, "type": base.__name__, "default": _plain(getattr(defaults, f.name)),
                      "range": ", ".join(rng), "unit": m.get("unit", ""), "doc": m["doc"]})
     return rows
 
 
 def markdown_table(cls, method: str) -> str:
     """The settings of `method` as a Markdown table (docs/methods/*.md)."""
+    if not describe(cls):
+        return f"`{method}` has no settings: its block in config/config.yaml is `{method}: {{}}`."
     lines = ["| setting | default | allowed | meaning |", "|---|---|---|---|"]
     for r in describe(cls):
         default = "null" if r["default"] is None else r["default"]

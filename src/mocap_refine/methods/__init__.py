@@ -58,7 +58,7 @@ class MethodSpec:
 
 
 REGISTRY: dict[str, MethodSpec] = {spec.name: spec for spec in (
-    MethodSpec("baseline", ".baseline", "baseline", None, False, 1, "#7f7f7f",
+    MethodSpec("baseline", ".baseline", "baseline", "BaselineSettings", False, 1, "#7f7f7f",
                "PD actions towards the next reference pose (the reference point)"),
     MethodSpec("feedback", ".feedback", "feedback", None, True, 1, "#1f77b4",
                "iterative PD corrections of the replay error, window by window"),

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import mujoco
 import numpy as np
 
 from ..model import layout
+from ..problem import TrackingProblem
 from . import MethodResult
+
+
+@dataclass(frozen=True)
+class BaselineSettings:
+    """The baseline has no settings: its gains are DeepMimic's (mocap_refine.model)."""
 
 
 def pd_actions(model: mujoco.MjModel, qpos_ref: np.ndarray, qvel_ref: np.ndarray) -> np.ndarray:
@@ -23,5 +31,6 @@ def pd_actions(model: mujoco.MjModel, qpos_ref: np.ndarray, qvel_ref: np.ndarray
     return np.clip(tau / lay.torque_limit, -1.0, 1.0)
 
 
-def baseline(model, ref, params, init_actions=None, threads=1) -> MethodResult:
-    return MethodResult(pd_actions(model, ref.qpos, ref.qvel))
+def baseline(problem: TrackingProblem, settings: BaselineSettings, init_actions=None) -> MethodResult:
+    """PD actions of the reference (init_actions is ignored)."""
+    return MethodResult(pd_actions(problem.model, problem.ref.qpos, problem.ref.qvel))
