@@ -14,10 +14,12 @@ import pytest
 
 from mocap_refine.generate import (CONTACT_CLASSES, frame_contact_classes, generate_trajectory,
                                    standing_qpos, write_generated_clip)
-from mocap_refine.methods.invdyn import _neighbour_starts, invdyn, smooth_qpos, solve_frames
+from mocap_refine.methods import method_settings
+from mocap_refine.methods.invdyn import InvdynSettings, _neighbour_starts, invdyn, smooth_qpos, solve_frames
 from mocap_refine.metrics import joint_errors
 from mocap_refine.model import load_model
 from mocap_refine.pipeline import compute_actions, prepare
+from mocap_refine.problem import TrackingProblem
 from mocap_refine.reference import Reference
 from mocap_refine.sim import DataPool, make_state, simulate_frames, split_state
 
@@ -41,7 +43,7 @@ def one_substep():
     gen = generate_trajectory(seconds=0.3, frame_dt=1 / 600, physics_hz=600, seed=0)
     assert gen.substeps == 1
     model = load_model(gen.physics_dt)
-    return gen, model, invdyn(model, _reference(gen), {"frame_solve": False})
+    return gen, model, invdyn(TrackingProblem.build(model, _reference(gen)), InvdynSettings(frame_solve=False))
 
 
 def test_discrete_inverse_dynamics_is_exact_for_one_substep(one_substep):
@@ -76,7 +78,7 @@ def test_root_wrench_without_contact_on_a_standing_pose_is_body_weight():
     q = standing_qpos(model)
     n = 5
     ref = Reference(np.repeat(q[None], n, 0), np.zeros((n, model.nv)), 1 / 30, 1 / 600, 20)
-    res = invdyn(model, ref, {"frame_solve": False})
+    res = invdyn(TrackingProblem.build(model, ref), InvdynSettings(frame_solve=False))
     weight = BODY_MASS_KG * 9.81
     assert res.info["body_weight_n"] == pytest.approx(weight, rel=1e-9)
     free = res.datasets["invdyn/root_wrench_nocontact"]
@@ -137,7 +139,7 @@ def test_invdyn_recovers_generated_actions_through_contact_switching(standing_st
     classes = frame_contact_classes(model, gen)
     assert (classes != "airborne").all(), "every frame must touch the ground"
     assert (classes == "switching").sum() >= 3, "contacts must switch inside frames"
-    res = invdyn(model, _reference(gen), {}, None, 2)
+    res = invdyn(TrackingProblem.build(model, _reference(gen), 2), InvdynSettings())
     assert res.info["frames_improved_by_restart"] >= 1
     np.testing.assert_allclose(res.actions, gen.actions, atol=1e-6, rtol=0)
     assert res.datasets["invdyn/frame_residual"].max() < 1e-9
@@ -151,7 +153,7 @@ def test_start_from_simulated_state_recovers_the_known_answer(standing_start):
     gen, model = standing_start
     gen = _window(gen, 1, 5)
     assert gen.actions.shape[0] == 4 and gen.qpos.shape[0] == 5
-    res = invdyn(model, _reference(gen), {"start": "simulated"}, None, 2)
+    res = invdyn(TrackingProblem.build(model, _reference(gen), 2), InvdynSettings(start="simulated"))
     np.testing.assert_allclose(res.actions, gen.actions, atol=1e-6, rtol=0)
     assert _replay_joint_err(model, gen, res.actions) < 1e-6
 
@@ -167,7 +169,7 @@ def test_start_from_simulated_state_recovers_the_known_answer(standing_start):
     "(31/31) and 47/89 of those with one"))
 def test_invdyn_recovers_generated_actions_from_a_standing_start(standing_start):
     gen, model = standing_start
-    res = invdyn(model, _reference(gen), {}, None, 2)
+    res = invdyn(TrackingProblem.build(model, _reference(gen), 2), InvdynSettings())
     np.testing.assert_allclose(res.actions, gen.actions, atol=1e-6, rtol=0)
     assert _replay_joint_err(model, gen, res.actions) < 1e-6
 
@@ -184,7 +186,7 @@ def test_invdyn_recovers_every_frame_whose_contacts_do_not_change_inside_it():
     classes = frame_contact_classes(model, gen)
     counts = {c: int((classes == c).sum()) for c in CONTACT_CLASSES}
     assert counts["contact"] >= 3 and counts["airborne"] >= 3 and counts["switching"] >= 10, counts
-    res = invdyn(model, _reference(gen), {}, None, 2)
+    res = invdyn(TrackingProblem.build(model, _reference(gen), 2), InvdynSettings())
     err = np.abs(res.actions - gen.actions).max(axis=1)
     smooth = classes != "switching"
     np.testing.assert_allclose(res.actions[smooth], gen.actions[smooth], atol=1e-6, rtol=0)
@@ -222,8 +224,8 @@ def test_frame_solve_reduces_the_single_frame_error_of_inverse_dynamics():
     gen = generate_trajectory(seconds=0.3, frame_dt=1 / 30, seed=1)
     model = load_model(gen.physics_dt)
     ref = _reference(gen)
-    plain = invdyn(model, ref, {"frame_solve": False})
-    solved = invdyn(model, ref, {"solve_iterations": 6}, None, 2)
+    plain = invdyn(TrackingProblem.build(model, ref), InvdynSettings(frame_solve=False))
+    solved = invdyn(TrackingProblem.build(model, ref, 2), InvdynSettings(solve_iterations=6))
     before = plain.datasets["invdyn/frame_residual"]
     after = solved.datasets["invdyn/frame_residual"]
     assert after.shape == before.shape == (gen.actions.shape[0], 2)
@@ -262,14 +264,14 @@ def test_bad_parameters_are_rejected():
     gen = generate_trajectory(seconds=0.1, frame_dt=1 / 30, seed=0)
     model = load_model(gen.physics_dt)
     ref = _reference(gen)
-    with pytest.raises(ValueError, match="unknown parameter"):
-        invdyn(model, ref, {"smothing": "none"})
-    with pytest.raises(ValueError, match="smoothing must be one of"):
-        invdyn(model, ref, {"smoothing": "savgol"})
+    with pytest.raises(ValueError, match="invdyn.smothing: unknown setting"):
+        method_settings("invdyn", {"smothing": "none"})
+    with pytest.raises(ValueError, match="invdyn.smoothing: expected one of none, butterworth"):
+        method_settings("invdyn", {"smoothing": "savgol"})
     with pytest.raises(ValueError, match="Nyquist"):
-        invdyn(model, ref, {"smoothing": "butterworth", "smoothing_cutoff_hz": 20.0})
-    with pytest.raises(ValueError, match="start must be one of"):
-        invdyn(model, ref, {"start": "middle"})
+        invdyn(TrackingProblem.build(model, ref), InvdynSettings(smoothing="butterworth", smoothing_cutoff_hz=20.0))
+    with pytest.raises(ValueError, match="invdyn.start: expected one of reference, simulated"):
+        method_settings("invdyn", {"start": "middle"})
 
 
 def test_pipeline_writes_invdyn_datasets(tmp_path):

@@ -66,7 +66,7 @@ REGISTRY: dict[str, MethodSpec] = {spec.name: spec for spec in (
                "receding-window Gauss-Newton with recovery levels and a second pass (previous default)"),
     MethodSpec("mpc", ".mpc", "mpc", None, True, 4, "#ff7f0e",
                "sampling MPC (CEM/MPPI) around the init actions"),
-    MethodSpec("invdyn", ".invdyn", "invdyn", None, False, 1, "#9467bd",
+    MethodSpec("invdyn", ".invdyn", "invdyn", "InvdynSettings", False, 1, "#9467bd",
                "inverse dynamics of the reference, frame by frame"),
     MethodSpec("track", ".track", "track", "TrackSettings", True, 2, "#d62728",
                "receding-horizon iLQR tracker (0.5 s windows, feedback gains, reused frame Jacobians)"),

@@ -56,7 +56,7 @@ a frame residual below about 1e-2 rad may be the solve's floor rather than
 the clip's impossibility; the real clips' medians are 1.3e-3 (jump) to
 5e-2 rad (backflip), and 8 of 15 lie below 5e-3 (results/*/invdyn.h5).
 
-Where each frame's solve starts (param ``start``):
+Where each frame's solve starts (setting ``start``):
     reference (default): from the reference state at frame t. This is the
         honest inverse dynamics: "what would each frame need", independent of
         what happened before; frames are independent and solved in one batch.
@@ -89,6 +89,7 @@ Datasets (T = frames - 1):
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import mujoco
 import numpy as np
@@ -98,19 +99,13 @@ from scipy.signal import butter, filtfilt
 from ..clip import finite_difference_qvel
 from ..model import layout
 from ..objective import qpos_difference
-from ..reference import Reference
+from ..problem import TrackingProblem
+from ..settings import setting
 from ..sim import DataPool, make_state, simulate_frames, split_state
 from . import MethodResult
 
 SMOOTHING = ("none", "butterworth")
 STARTS = ("reference", "simulated")
-DEFAULTS = {
-    "smoothing": "none",
-    "smoothing_cutoff_hz": 6.0,
-    "frame_solve": True,
-    "start": "reference",
-    "solve_iterations": 12,
-}
 # Central-difference steps (normalised action units) the frame solve moves
 # between: from 1e-6 (1e-4 N m at a 100 N m limit: far above the solver's
 # 1e-10 tolerance noise, so the slope of one smooth piece of the frame map
@@ -129,25 +124,21 @@ SLOW_DECREASE = 1e-2
 CONVERGED_RMS = 1e-9
 
 
-# ---------------------------------------------------------------- params
+# ---------------------------------------------------------------- settings
 
-def _params(params: dict | None) -> dict:
-    params = dict(params or {})
-    unknown = sorted(set(params) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"invdyn: unknown parameter(s) {unknown}; known: {sorted(DEFAULTS)}")
-    p = {**DEFAULTS, **params}
-    if p["smoothing"] not in SMOOTHING:
-        raise ValueError(f"invdyn: smoothing must be one of {SMOOTHING}, got {p['smoothing']!r}")
-    if p["start"] not in STARTS:
-        raise ValueError(f"invdyn: start must be one of {STARTS}, got {p['start']!r}")
-    if not float(p["smoothing_cutoff_hz"]) > 0:
-        raise ValueError(f"invdyn: smoothing_cutoff_hz must be > 0, got {p['smoothing_cutoff_hz']!r}")
-    if int(p["solve_iterations"]) < 0:
-        raise ValueError(f"invdyn: solve_iterations must be >= 0, got {p['solve_iterations']!r}")
-    if not isinstance(p["frame_solve"], (bool, np.bool_)):
-        raise ValueError(f"invdyn: frame_solve must be true or false, got {p['frame_solve']!r}")
-    return p
+@dataclass(frozen=True)
+class InvdynSettings:
+    smoothing: str = setting("none", "filter applied to the reference before inverse dynamics: none, or "
+                             "butterworth (zero-lag, 4th order effective)", choices=SMOOTHING)
+    smoothing_cutoff_hz: float = setting(6.0, "cutoff frequency of the butterworth smoothing (below the "
+                                         "clip's Nyquist frequency)", exclusive_minimum=0.0, unit="Hz")
+    frame_solve: bool = setting(True, "solve each frame's constant action that carries frame t to t+1 over "
+                                "the frame's substeps; false: mj_inverse's torques, clipped")
+    start: str = setting("reference", "where each frame's solve starts: reference (the reference state at "
+                         "frame t; pure inverse dynamics) or simulated (the state the solved actions reached; "
+                         "a tracking-like forward pass)", choices=STARTS)
+    solve_iterations: int = setting(12, "Gauss-Newton iterations per frame of the frame solve",
+                                    minimum=0, maximum=1000)
 
 
 # ---------------------------------------------------------------- smoothing
@@ -428,28 +419,29 @@ def restart_from_neighbours(model: mujoco.MjModel, states0: np.ndarray, qpos_tar
 
 # ---------------------------------------------------------------- method
 
-def invdyn(model: mujoco.MjModel, ref: Reference, params: dict | None = None,
-           init_actions: np.ndarray | None = None, threads: int = 1) -> MethodResult:
+def invdyn(problem: TrackingProblem, settings: InvdynSettings,
+           init_actions: np.ndarray | None = None) -> MethodResult:
     """Actions (T, nu) from inverse dynamics of the reference (see the module
-    docstring). params: smoothing (none | butterworth), smoothing_cutoff_hz,
-    frame_solve (bool), start (reference | simulated), solve_iterations.
-    init_actions is ignored (inverse dynamics needs no warm start)."""
-    p = _params(params)
+    docstring). init_actions is ignored (inverse dynamics needs no warm start)."""
+    model, ref = problem.model, problem.ref
     lay = layout(model)
     qpos, qvel = ref.qpos, ref.qvel
-    if p["smoothing"] == "butterworth":
-        qpos = smooth_qpos(model, qpos, ref.frame_dt, float(p["smoothing_cutoff_hz"]))
+    if settings.smoothing == "butterworth":
+        qpos = smooth_qpos(model, qpos, ref.frame_dt, settings.smoothing_cutoff_hz)
         qvel = finite_difference_qvel(model, qpos, ref.frame_dt)
     T = qpos.shape[0] - 1
     qfrc, wrench, contact = discrete_inverse(model, qpos, qvel, ref.frame_dt, contacts=True)
     _, wrench_free, _ = discrete_inverse(model, qpos, qvel, ref.frame_dt, contacts=False)
     torque = qfrc[:, lay.actuator_dof]
     actions = np.clip(torque / lay.torque_limit, -1.0, 1.0)
-    pool = DataPool(model, threads)
-    states = np.stack([make_state(model, qpos[t], qvel[t], t * ref.frame_dt) for t in range(T + 1)])
+    pool = problem.pool
+    if settings.smoothing == "none":
+        states = problem.ref_states
+    else:
+        states = np.stack([make_state(model, qpos[t], qvel[t], t * ref.frame_dt) for t in range(T + 1)])
     # Without the solve the iteration count 0 only evaluates the residual of
     # the inverse-dynamics actions, so the diagnostic exists either way.
-    iters = int(p["solve_iterations"]) if p["frame_solve"] else 0
+    iters = settings.solve_iterations if settings.frame_solve else 0
     restarted = 0
     actions, residual, end = solve_frames(model, states[:-1], qpos[1:], qvel[1:], actions,
                                           ref.substeps, ref.frame_dt, pool, iters)
@@ -457,7 +449,7 @@ def invdyn(model: mujoco.MjModel, ref: Reference, params: dict | None = None,
         actions, residual, _, restarted = restart_from_neighbours(
             model, states[:-1], qpos[1:], qvel[1:], actions, residual, end,
             ref.substeps, ref.frame_dt, pool, iters)
-    if iters and p["start"] == "simulated":
+    if iters and settings.start == "simulated":
         # Each frame from the simulated state, with two starts in one batch:
         # the reference-state answer (the exact one while the simulation
         # stays on the reference) and the previous frame's simulated answer.
