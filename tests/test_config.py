@@ -154,6 +154,16 @@ def test_command_line_strings_are_typed():
         mr_config.validate_schema(cfg, SCHEMA)
 
 
+def test_command_line_null_and_strings_of_nullable_settings():
+    # A nullable setting (type [string, null]) from Snakemake's command line.
+    cfg = default_config()
+    cfg["feedback"]["init"] = "null"
+    cfg["track"]["init"] = "baseline"
+    mr_config.validate_schema(cfg, SCHEMA)
+    assert cfg["feedback"]["init"] is None
+    assert cfg["track"]["init"] == "baseline"
+
+
 def test_clip_cycles_default():
     cfg = default_config()
     cfg["clip_options"]["cycles"] = {"walk": 3}

@@ -9,11 +9,13 @@ import pytest
 
 from mocap_refine.generate import generate_trajectory, write_generated_clip
 from mocap_refine.methods.baseline import pd_actions
-from mocap_refine.methods.feedback import correction, feedback
+from mocap_refine.methods import method_settings
+from mocap_refine.methods.feedback import FeedbackSettings, correction, feedback
 from mocap_refine.metrics import joint_errors
 from mocap_refine.model import layout, load_model
 from mocap_refine.objective import Weights, tracking_loss
 from mocap_refine.pipeline import compute_actions, prepare
+from mocap_refine.problem import TrackingProblem
 from mocap_refine.sim import make_state, simulate_frames, split_state
 
 FORMS = ({"windowed": False, "iterations": 4}, {"windowed": True, "iterations": 4, "window_frames": 5})
@@ -56,7 +58,7 @@ def test_correction_maps_angle_error_through_the_pd_gains():
 def test_never_worse_than_init_and_history_is_monotone(clip, form):
     gen, model, ref = clip
     init = pd_actions(model, ref.qpos, ref.qvel)
-    res = feedback(model, ref, {**form, "alpha": 0.5}, init, threads=2)
+    res = feedback(TrackingProblem.build(model, ref, 2), FeedbackSettings(**form, alpha=0.5), init)
     init_loss, init_err = _replay(model, ref, init)
     loss, err = _replay(model, ref, res.actions)
     assert loss <= init_loss and err <= init_err
@@ -76,7 +78,7 @@ def test_improves_a_perturbed_known_answer(clip):
     gen, model, ref = clip
     rng = np.random.default_rng(0)
     init = np.clip(gen.actions + 0.05 * rng.standard_normal(gen.actions.shape), -1, 1)
-    res = feedback(model, ref, {}, init, threads=2)
+    res = feedback(TrackingProblem.build(model, ref, 2), FeedbackSettings(), init)
     init_loss, init_err = _replay(model, ref, init)
     loss, err = _replay(model, ref, res.actions)
     assert loss < 0.05 * init_loss
@@ -94,7 +96,8 @@ def test_step_search_keeps_the_best_of_its_candidates(clip):
     base = {"window_frames": T, "iterations": 1, "window_tol_rad": 0.0, "alpha": 0.01}
     losses = {}
     for scales in ([0.5], [1.0], [2.0], [4.0], [0.5, 1.0, 2.0, 4.0]):
-        res = feedback(model, ref, {**base, "alpha_scales": scales}, init, threads=2)
+        settings = method_settings("feedback", {**base, "alpha_scales": scales})
+        res = feedback(TrackingProblem.build(model, ref, 2), settings, init)
         losses[tuple(scales)] = _replay(model, ref, res.actions)[0]
     singles = [losses[(s,)] for s in (0.5, 1.0, 2.0, 4.0)]
     assert losses[(0.5, 1.0, 2.0, 4.0)] == pytest.approx(min(singles), rel=1e-12)
@@ -103,25 +106,25 @@ def test_step_search_keeps_the_best_of_its_candidates(clip):
 
 def test_deterministic(clip):
     gen, model, ref = clip
-    a = feedback(model, ref, {"iterations": 3}, None, threads=2)
-    b = feedback(model, ref, {"iterations": 3}, None, threads=2)
+    a = feedback(TrackingProblem.build(model, ref, 2), FeedbackSettings(iterations=3), None)
+    b = feedback(TrackingProblem.build(model, ref, 2), FeedbackSettings(iterations=3), None)
     np.testing.assert_array_equal(a.actions, b.actions)
     assert [r["loss"] for r in a.history] == [r["loss"] for r in b.history]
 
 
 def test_bad_parameters_are_rejected(clip):
     gen, model, ref = clip
-    with pytest.raises(ValueError, match="unknown parameter"):
-        feedback(model, ref, {"alpah": 0.5})
+    with pytest.raises(ValueError, match="feedback.alpah: unknown setting"):
+        method_settings("feedback", {"alpah": 0.5})
     with pytest.raises(ValueError, match="alpha"):
-        feedback(model, ref, {"alpha": 0})
+        method_settings("feedback", {"alpha": 0})
     with pytest.raises(ValueError, match="init"):
-        feedback(model, ref, {"init": "mpc"})
+        method_settings("feedback", {"init": "mpc"})
     for bad in ([], [0.0], [1.0, float("nan")], "fast"):
         with pytest.raises(ValueError, match="alpha_scales"):
-            feedback(model, ref, {"alpha_scales": bad})
+            method_settings("feedback", {"alpha_scales": bad})
     with pytest.raises(ValueError, match="shape"):
-        feedback(model, ref, {}, np.zeros((3, model.nu)))
+        feedback(TrackingProblem.build(model, ref), FeedbackSettings(), np.zeros((3, model.nu)))
 
 
 def test_pipeline_runs_feedback_from_baseline(tmp_path):

@@ -118,18 +118,23 @@ def _coerce_strings(instance: Any, schema: dict, root: dict) -> Any:
     if isinstance(instance, list) and isinstance(schema.get("items"), dict):
         return [_coerce_strings(v, schema["items"], root) for v in instance]
     wanted = schema.get("type")
-    if isinstance(instance, str) and wanted in _SCALAR_TYPES:
+    # A nullable setting has a list of types, e.g. [string, "null"].
+    types = wanted if isinstance(wanted, list) else [wanted]
+    if isinstance(instance, str) and any(t in _SCALAR_TYPES or t == "null" for t in types):
         import yaml
 
         try:
             value = yaml.safe_load(instance)
         except yaml.YAMLError:
             return instance
-        ok = isinstance(value, _SCALAR_TYPES[wanted]) and (
-            wanted == "boolean" or not isinstance(value, bool)
-        )
-        if ok:
-            return value
+        if value is None and "null" in types:
+            return None
+        for t in types:
+            ok = t in _SCALAR_TYPES and isinstance(value, _SCALAR_TYPES[t]) and (
+                t == "boolean" or not isinstance(value, bool)
+            )
+            if ok:
+                return value
     return instance
 
 

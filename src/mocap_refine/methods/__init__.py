@@ -60,7 +60,7 @@ class MethodSpec:
 REGISTRY: dict[str, MethodSpec] = {spec.name: spec for spec in (
     MethodSpec("baseline", ".baseline", "baseline", "BaselineSettings", False, 1, "#7f7f7f",
                "PD actions towards the next reference pose (the reference point)"),
-    MethodSpec("feedback", ".feedback", "feedback", None, True, 1, "#1f77b4",
+    MethodSpec("feedback", ".feedback", "feedback", "FeedbackSettings", True, 1, "#1f77b4",
                "iterative PD corrections of the replay error, window by window"),
     MethodSpec("gradient", ".gradient", "gradient", None, True, 4, "#2ca02c",
                "receding-window Gauss-Newton with recovery levels and a second pass (previous default)"),

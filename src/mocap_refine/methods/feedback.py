@@ -43,6 +43,7 @@ full form).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import mujoco
 import numpy as np
@@ -50,10 +51,13 @@ import numpy as np
 from ..metrics import fall_frame, joint_errors
 from ..model import layout
 from ..objective import Weights, qpos_difference, tracking_loss
-from ..reference import Reference
-from ..sim import DataPool, simulate_frames, split_state
-from ..verify import reference_states
+from ..problem import TrackingProblem
+from ..settings import setting
+from ..sim import simulate_frames, split_state
 from . import MethodResult, warm_start
+
+INIT_METHODS = ("baseline", "invdyn")
+
 
 # Measured on dance_a and walk (README of this method in the module
 # docstring): the design document's alpha 0.5 with 3 iterations never improves
@@ -61,45 +65,23 @@ from . import MethodResult, warm_start
 # whole frame overshoots: kp up to 1000 N m/rad over 17-33 ms on light
 # links), and the full form never gets past the first fall. A small gain,
 # more iterations and short windows track both clips for 50+ frames.
-DEFAULTS = {
-    "alpha": 0.05,
-    "iterations": 20,
-    "windowed": True,
-    "window_frames": 5,
-    "window_tol_rad": 0.02,
-    "alpha_scales": (0.5, 1.0, 2.0, 4.0),
-    "init": None,
-}
-INITS = (None, "baseline", "invdyn")
-
-
-def _params(params: dict | None) -> dict:
-    params = dict(params or {})
-    weight_keys = {f"w_{k}" for k in Weights.__dataclass_fields__}
-    unknown = sorted(set(params) - set(DEFAULTS) - weight_keys)
-    if unknown:
-        raise ValueError(f"feedback: unknown parameter(s) {unknown}; known: "
-                         f"{sorted(set(DEFAULTS) | weight_keys)}")
-    p = {**DEFAULTS, **params}
-    if not float(p["alpha"]) > 0:
-        raise ValueError(f"feedback: alpha must be > 0, got {p['alpha']!r}")
-    if int(p["iterations"]) < 0:
-        raise ValueError(f"feedback: iterations must be >= 0, got {p['iterations']!r}")
-    if int(p["window_frames"]) < 1:
-        raise ValueError(f"feedback: window_frames must be >= 1, got {p['window_frames']!r}")
-    if not float(p["window_tol_rad"]) >= 0:
-        raise ValueError(f"feedback: window_tol_rad must be >= 0, got {p['window_tol_rad']!r}")
-    try:
-        scales = np.asarray(p["alpha_scales"], dtype=float)
-    except (TypeError, ValueError):
-        scales = np.zeros(0)
-    if scales.ndim != 1 or scales.size == 0 or not np.all(np.isfinite(scales) & (scales > 0)):
-        raise ValueError(f"feedback: alpha_scales must be a non-empty list of numbers > 0, got {p['alpha_scales']!r}")
-    if not isinstance(p["windowed"], (bool, np.bool_)):
-        raise ValueError(f"feedback: windowed must be true or false, got {p['windowed']!r}")
-    if p["init"] not in INITS:
-        raise ValueError(f"feedback: init must be one of baseline, invdyn, got {p['init']!r}")
-    return p
+@dataclass(frozen=True)
+class FeedbackSettings:
+    alpha: float = setting(0.05, "correction gain applied to the PD-mapped joint error", exclusive_minimum=0.0,
+                           maximum=10.0)
+    iterations: int = setting(20, "replay-and-correct iterations (windowed form: per window)", minimum=0,
+                              maximum=10000)
+    windowed: bool = setting(True, "refine in windows that advance once a window tracks; false: every "
+                             "iteration replays and corrects the whole clip")
+    window_frames: int = setting(5, "frames per refinement window", minimum=1)
+    window_tol_rad: float = setting(0.02, "windowed form: a window tracks, and the next one starts, once its "
+                                    "mean joint error is below this, or after `iterations` corrections",
+                                    minimum=0.0, unit="rad")
+    alpha_scales: tuple[float, ...] = setting(
+        (0.5, 1.0, 2.0, 4.0), "windowed form: each correction tries the steps alpha * s for every s in this "
+        "list in one batched rollout and continues from the best", exclusive_minimum=0.0)
+    init: str | None = setting("baseline", "method whose actions start the refinement; null: the PD baseline, "
+                               "computed in the job", choices=INIT_METHODS)
 
 
 def correction(model: mujoco.MjModel, qpos: np.ndarray, qvel: np.ndarray,
@@ -145,16 +127,15 @@ class _Best:
             self.loss = row["loss"]
 
 
-def feedback(model: mujoco.MjModel, ref: Reference, params: dict | None = None,
-             init_actions: np.ndarray | None = None, threads: int = 1) -> MethodResult:
+def feedback(problem: TrackingProblem, settings: FeedbackSettings,
+             init_actions: np.ndarray | None = None) -> MethodResult:
     """Iterative error feedback; see the module docstring. init_actions
-    (T, nu) warm start (baseline or invdyn actions); None -> PD baseline."""
-    p = _params(params)
-    w = Weights.from_params(params)
+    (T, nu) warm start (baseline or invdyn actions); None -> PD baseline.
+    The loss is the shared tracking objective with its default weights."""
+    model, ref, pool, ref_states = problem.model, problem.ref, problem.pool, problem.ref_states
+    w = Weights()
     T = ref.n_frames - 1
     init_actions = warm_start(model, ref, init_actions, "feedback")
-    pool = DataPool(model, threads)
-    ref_states = reference_states(model, ref.qpos, ref.qvel, ref.frame_dt)
     start = time.perf_counter()
     history = []
 
@@ -177,12 +158,12 @@ def feedback(model: mujoco.MjModel, ref: Reference, params: dict | None = None,
     best = None
     first = record(0, actions, states, diverged)
     best = _Best(actions, first)
-    alpha = float(p["alpha"])
-    iterations = int(p["iterations"])
+    alpha = float(settings.alpha)
+    iterations = settings.iterations
     if T == 0:
         return MethodResult(best.actions, history, {}, {"form": "none"})
 
-    if not p["windowed"]:
+    if not settings.windowed:
         for it in range(1, iterations + 1):
             _, qpos, qvel = split_state(model, states)
             actions = np.clip(actions + alpha * correction(model, qpos[1:], qvel[1:], ref.qpos[1:],
@@ -191,9 +172,9 @@ def feedback(model: mujoco.MjModel, ref: Reference, params: dict | None = None,
             record(it, actions, states, diverged)
         return MethodResult(best.actions, history, {}, {"form": "full"})
 
-    W = int(p["window_frames"])
-    tol = float(p["window_tol_rad"])
-    steps = alpha * np.asarray(p["alpha_scales"], dtype=float)
+    W = settings.window_frames
+    tol = float(settings.window_tol_rad)
+    steps = alpha * np.asarray(settings.alpha_scales, dtype=float)
     window_iters = np.zeros(0, dtype=int)
     for k, w0 in enumerate(range(0, T, W)):
         w1 = min(T, w0 + W)
