@@ -11,18 +11,22 @@ import pytest
 from scipy.ndimage import gaussian_filter1d
 
 from mocap_refine.generate import generate_trajectory
-from mocap_refine.methods import get_spec
+from mocap_refine.methods import get_method, get_spec, method_settings
 from mocap_refine.methods import mpc as mpc_module
-from mocap_refine.methods.mpc import (MPCConfig, cem_update, horizon_costs, mpc, mppi_mean, receding_horizon,
+from mocap_refine.methods.mpc import (MPCSettings, cem_update, horizon_costs, mpc, mppi_mean, receding_horizon,
                                       smooth_noise)
 from mocap_refine.model import load_model
 from mocap_refine.objective import Weights, tracking_loss
+from mocap_refine.problem import TrackingProblem
 from mocap_refine.sim import DataPool, make_state, simulate_frames, split_state
 from mocap_refine.verify import verify
 
-# Small, fast settings: a 0.3 s generated clip at 30 fps (9 actions).
+# Small, fast settings: a 0.3 s generated clip at 30 fps (9 actions). The
+# temperature and weights are the package defaults these tests were written
+# with (config/config.yaml's values are the defaults now): Weights().
 FAST = {"horizon_frames": 4, "samples": 16, "iterations": 2, "noise_std": 0.05, "seed": 3,
-        "update": "cem", "noise_scaling": "uniform"}
+        "update": "cem", "noise_scaling": "uniform",
+        "temperature": 0.1, "w_root_pos": 10.0, "w_root_rot": 2.0, "w_vel": 0.01}
 
 
 @pytest.fixture(scope="module")
@@ -50,19 +54,21 @@ def test_bad_params_raise():
                 {"iterations": 0}, {"noise_std": -0.1}, {"temperature": 0}, {"samples": 2.5},
                 {"noise_scaling": "mass"}, {"horizon": 5}):
         with pytest.raises(ValueError, match="mpc"):
-            MPCConfig.from_params(bad)
-    assert MPCConfig.from_params({}) == MPCConfig()
-    assert MPCConfig.from_params({"init": "baseline", "w_root_pos": 5.0}) == MPCConfig()
+            method_settings("mpc", bad)
+    assert method_settings("mpc", {}) == MPCSettings()
+    assert method_settings("mpc", {"init": "baseline", "w_root_pos": 5.0}) == \
+        MPCSettings(init="baseline", w_root_pos=5.0)
+    assert method_settings("mpc", FAST).weights == Weights()
 
 
 def test_bad_params_raise_from_method(generated):
     _, model, ref = generated
     with pytest.raises(ValueError, match="samples"):
-        mpc(model, ref, {"samples": 0}, None, 1)
+        get_method("mpc")(model, ref, {"samples": 0}, None, 1)
     with pytest.raises(ValueError, match="update"):
-        mpc(model, ref, {"update": "newton"}, None, 1)
+        get_method("mpc")(model, ref, {"update": "newton"}, None, 1)
     with pytest.raises(ValueError, match="shape"):
-        mpc(model, ref, {}, np.zeros((3, model.nu)), 1)
+        mpc(TrackingProblem.build(model, ref, 1), MPCSettings(), np.zeros((3, model.nu)))
 
 
 def test_smooth_noise_unit_std_and_correlated():
@@ -110,17 +116,17 @@ def test_deterministic_for_seed_and_threads(generated, update):
     gen, model, ref = generated
     init = perturbed_actions(gen)
     params = dict(FAST, update=update)
-    a = mpc(model, ref, params, init, 2)
-    b = mpc(model, ref, params, init, 2)
+    a = mpc(TrackingProblem.build(model, ref, 2), MPCSettings(**params), init)
+    b = mpc(TrackingProblem.build(model, ref, 2), MPCSettings(**params), init)
     assert np.array_equal(a.actions, b.actions)
     assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
-    c = mpc(model, ref, dict(params, seed=4), init, 2)
+    c = mpc(TrackingProblem.build(model, ref, 2), MPCSettings(**dict(params, seed=4)), init)
     assert not np.array_equal(a.actions, c.actions)
 
 
 def test_replay_reproduces_planned_states(generated):
     gen, model, ref = generated
-    cfg = MPCConfig.from_params(FAST)
+    cfg = MPCSettings(**FAST)
     state0 = make_state(model, ref.qpos[0], ref.qvel[0])
     plan = receding_horizon(model, ref.qpos, ref.qvel, state0, perturbed_actions(gen), ref.substeps,
                             ref.frame_dt, cfg, Weights(), DataPool(model, 2))
@@ -136,7 +142,7 @@ def test_improves_perturbed_true_actions(generated):
     gen, model, ref = generated
     init = perturbed_actions(gen)
     v0 = verify(model, ref.qpos, ref.qvel, init, ref.frame_dt, ref.substeps)
-    res = mpc(model, ref, dict(FAST, samples=32, iterations=6), init, 2)
+    res = mpc(TrackingProblem.build(model, ref, 2), MPCSettings(**dict(FAST, samples=32, iterations=6)), init)
     v1 = verify(model, ref.qpos, ref.qvel, res.actions, ref.frame_dt, ref.substeps)
     assert res.info["mpc_fallback"] == ""
     assert res.info["mpc_replay_matches"]
@@ -155,7 +161,7 @@ def test_never_worse_than_init(generated, monkeypatch):
     init = gen.actions
     init_loss = float(mpc_module.full_loss(model, ref.qpos, ref.qvel, state0, init, ref.substeps, w,
                                            DataPool(model))[0])
-    res = mpc(model, ref, FAST, init, 2)
+    res = mpc(TrackingProblem.build(model, ref, 2), MPCSettings(**FAST), init)
     loss = mpc_module.full_loss(model, ref.qpos, ref.qvel, state0, res.actions, ref.substeps, w, DataPool(model))[0]
     assert loss <= init_loss
     # Force a bad plan (all actions zero: the humanoid collapses) and check
@@ -167,6 +173,6 @@ def test_never_worse_than_init(generated, monkeypatch):
         return dataclasses.replace(plan, actions=np.zeros_like(plan.actions))
 
     monkeypatch.setattr(mpc_module, "receding_horizon", zero_plan)
-    res = mpc(model, ref, FAST, init, 1)
+    res = mpc(TrackingProblem.build(model, ref, 1), MPCSettings(**FAST), init)
     assert np.array_equal(res.actions, init)
     assert "initialisation" in res.info["mpc_fallback"]

@@ -64,7 +64,7 @@ REGISTRY: dict[str, MethodSpec] = {spec.name: spec for spec in (
                "iterative PD corrections of the replay error, window by window"),
     MethodSpec("gradient", ".gradient", "gradient", None, True, 4, "#2ca02c",
                "receding-window Gauss-Newton with recovery levels and a second pass (previous default)"),
-    MethodSpec("mpc", ".mpc", "mpc", None, True, 4, "#ff7f0e",
+    MethodSpec("mpc", ".mpc", "mpc", "MPCSettings", True, 4, "#ff7f0e",
                "sampling MPC (CEM/MPPI) around the init actions"),
     MethodSpec("invdyn", ".invdyn", "invdyn", "InvdynSettings", False, 1, "#9467bd",
                "inverse dynamics of the reference, frame by frame"),

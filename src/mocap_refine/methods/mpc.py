@@ -20,7 +20,7 @@ reports its full-clip numbers from that replay.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import mujoco
 import numpy as np
@@ -28,78 +28,58 @@ import numpy as np
 from ..metrics import joint_errors
 from ..objective import Weights, tracking_loss, tracking_residual
 from ..model import layout
-from ..sim import STATE_SPEC, DataPool, make_state, simulate_frames, split_state
+from ..problem import TrackingProblem
+from ..settings import setting
+from ..sim import STATE_SPEC, DataPool, simulate_frames, split_state
 from . import MethodResult, warm_start
 
-UPDATES = ("mppi", "cem")
-NOISE_SCALINGS = ("inertia", "uniform")
-_WEIGHT_KEYS = tuple(f"w_{k}" for k in Weights.__dataclass_fields__)
-_KNOWN_KEYS = ("horizon_frames", "samples", "noise_std", "noise_smoothing_s", "noise_scaling", "iterations", "seed",
-               "update", "temperature", "elite_fraction", "terminal_weight", "init") + _WEIGHT_KEYS
+UPDATES = ("cem", "mppi")
+NOISE_SCALINGS = ("uniform", "inertia")
+INIT_METHODS = ("baseline", "invdyn")
 
 
 @dataclass(frozen=True)
-class MPCConfig:
-    """Validated MPC parameters (see config/config.yaml, block `mpc`).
+class MPCSettings:
+    """MPC settings (config block `mpc`). Defaults: config/config.yaml's
+    values. The objective weights are heavier on the root than the shared
+    defaults: with those a 20 cm root drop costs less than arm velocity
+    noise, so sampling lets the body sink; these keep it up. The start is
+    invdyn's actions: the PD baseline's are too far off to sample around."""
+    horizon_frames: int = setting(6, "planning horizon H, clipped at the end of the clip", minimum=1,
+                                  unit="frames")
+    samples: int = setting(48, "candidates per iteration, the unperturbed plan and the sampling mean included",
+                           minimum=1)
+    noise_std: float = setting(0.1, "standard deviation of the action noise (normalised action units)",
+                               minimum=0.0)
+    noise_smoothing_s: float = setting(0.05, "std of the Gaussian that smooths the noise in time (0: white noise)",
+                                       minimum=0.0, unit="s")
+    noise_scaling: str = setting("uniform", "uniform: noise_std on every motor; inertia: scaled per motor by its "
+                                 "joint inertia over torque limit, relative to the largest", choices=NOISE_SCALINGS)
+    iterations: int = setting(6, "sampling rounds per frame", minimum=1, maximum=10000)
+    update: str = setting("cem", "update of the sampling mean: cem (mean and std of the elite candidates) or "
+                          "mppi (cost-weighted average)", choices=UPDATES)
+    elite_fraction: float = setting(0.1, "cem: fraction of the candidates that define the new mean and std",
+                                    exclusive_minimum=0.0, maximum=1.0)
+    temperature: float = setting(0.5, "mppi: temperature, relative to the batch's median cost minus its minimum",
+                                 exclusive_minimum=0.0)
+    terminal_weight: float = setting(0.0, "extra multiple of the last horizon frame's tracking residual",
+                                     minimum=0.0)
+    w_root_pos: float = setting(1000.0, "weight of the root position error", minimum=0.0, unit="1/m^2")
+    w_root_height: float = setting(0.0, "extra weight of the root height error", minimum=0.0, unit="1/m^2")
+    w_root_rot: float = setting(30.0, "weight of the root orientation error", minimum=0.0, unit="1/rad^2")
+    w_joint: float = setting(2.0, "weight of the joint angle errors (times the DeepMimic pose weight / 0.5)",
+                             minimum=0.0, unit="1/rad^2")
+    w_vel: float = setting(0.001, "weight of the joint and root angular velocity errors", minimum=0.0,
+                           unit="s^2/rad^2")
+    w_root_vel: float = setting(0.01, "weight of the root linear velocity error", minimum=0.0, unit="s^2/m^2")
+    w_effort: float = setting(1e-3, "weight of the squared normalised actions", minimum=0.0)
+    seed: int = setting(0, "seed of the noise generator (same seed and threads, same actions)", minimum=0)
+    init: str | None = setting("invdyn", "method whose actions are the initial plan; null: the PD baseline, "
+                               "computed in the job", choices=INIT_METHODS)
 
-    horizon_frames: planning horizon H (frames), clipped at the clip's end.
-    samples: candidates per iteration N, the unperturbed plan included.
-    noise_std: std of the perturbations, normalised action units.
-    noise_smoothing_s: std (s) of the Gaussian that smooths the noise in time.
-    noise_scaling: "inertia": each actuator's std is noise_std times its
-        joint inertia over torque limit, relative to the largest such ratio
-        (see :func:`inertia_noise_scale`); "uniform": noise_std for all.
-    iterations: sampling rounds per frame.
-    update: "mppi" (weights exp(-(c - c_min) / (temperature * (median c - c_min)))) or
-        "cem" (mean and std of the elite_fraction best candidates).
-    terminal_weight: extra multiple of the last horizon frame's residual.
-    """
-    horizon_frames: int = 6
-    samples: int = 48
-    noise_std: float = 0.1
-    noise_smoothing_s: float = 0.05
-    noise_scaling: str = "uniform"
-    iterations: int = 6
-    seed: int = 0
-    update: str = "cem"
-    temperature: float = 0.1
-    elite_fraction: float = 0.1
-    terminal_weight: float = 0.0
-
-    @classmethod
-    def from_params(cls, params: dict | None) -> "MPCConfig":
-        params = dict(params or {})
-        unknown = sorted(set(params) - set(_KNOWN_KEYS))
-        if unknown:
-            raise ValueError(f"mpc: unknown parameter(s) {unknown}; known: {', '.join(_KNOWN_KEYS)}")
-        kw = {k: params[k] for k in cls.__dataclass_fields__ if k in params}
-        cfg = cls(**kw)
-        cfg.validate()
-        return cfg
-
-    def validate(self) -> None:
-        def check(ok, what):
-            if not ok:
-                raise ValueError(f"mpc: {what}")
-        for name in ("horizon_frames", "samples", "iterations", "seed"):
-            v = getattr(self, name)
-            check(isinstance(v, (int, np.integer)) and not isinstance(v, bool),
-                  f"{name} must be an integer, got {v!r}")
-        check(self.horizon_frames >= 1, f"horizon_frames must be >= 1, got {self.horizon_frames}")
-        check(self.samples >= 1, f"samples must be >= 1, got {self.samples}")
-        check(self.iterations >= 1, f"iterations must be >= 1, got {self.iterations}")
-        check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
-        check(self.noise_scaling in NOISE_SCALINGS,
-              f"noise_scaling must be one of {', '.join(NOISE_SCALINGS)}, got {self.noise_scaling!r}")
-        check(self.update in UPDATES, f"update must be one of {', '.join(UPDATES)}, got {self.update!r}")
-        check(np.isfinite(self.noise_std) and self.noise_std >= 0, f"noise_std must be >= 0, got {self.noise_std}")
-        check(np.isfinite(self.noise_smoothing_s) and self.noise_smoothing_s >= 0,
-              f"noise_smoothing_s must be >= 0, got {self.noise_smoothing_s}")
-        check(np.isfinite(self.temperature) and self.temperature > 0,
-              f"temperature must be > 0, got {self.temperature}")
-        check(0 < self.elite_fraction <= 1, f"elite_fraction must be in (0, 1], got {self.elite_fraction}")
-        check(np.isfinite(self.terminal_weight) and self.terminal_weight >= 0,
-              f"terminal_weight must be >= 0, got {self.terminal_weight}")
+    @property
+    def weights(self) -> Weights:
+        return Weights.from_params({k: v for k, v in asdict(self).items() if k.startswith("w_")})
 
 
 def smooth_noise(rng: np.random.Generator, n: int, horizon: int, nu: int, sigma_frames: float) -> np.ndarray:
@@ -200,7 +180,7 @@ class Plan:
 
 
 def receding_horizon(model: mujoco.MjModel, qpos_ref: np.ndarray, qvel_ref: np.ndarray, state0: np.ndarray,
-                     nominal: np.ndarray, substeps: int, frame_dt: float, cfg: MPCConfig, w: Weights,
+                     nominal: np.ndarray, substeps: int, frame_dt: float, cfg: MPCSettings, w: Weights,
                      pool: DataPool) -> Plan:
     """Run MPC along a reference qpos_ref (T+1, nq), qvel_ref (T+1, nv) from
     state0 (nstate,), starting from the nominal actions (T, nu)."""
@@ -281,16 +261,16 @@ def full_loss(model: mujoco.MjModel, qpos_ref: np.ndarray, qvel_ref: np.ndarray,
     return loss, err, roll.states[0]
 
 
-def mpc(model, ref, params, init_actions=None, threads=1) -> MethodResult:
+def mpc(problem: TrackingProblem, settings: MPCSettings, init_actions: np.ndarray | None = None) -> MethodResult:
     """Sampling MPC along the reference; starts from init_actions (T, nu) or
     the PD baseline. Never returns actions with a higher full-clip loss than
     the initialisation's (falls back to it and says so in info)."""
-    cfg = MPCConfig.from_params(params)
-    w = Weights.from_params(params)
+    model, ref, pool = problem.model, problem.ref, problem.pool
+    cfg = settings
+    w = settings.weights
     T = ref.n_frames - 1
     init_actions = warm_start(model, ref, init_actions, "mpc")
-    pool = DataPool(model, threads)
-    state0 = make_state(model, ref.qpos[0], ref.qvel[0], 0.0)
+    state0 = problem.ref_states[0]
     init_loss, init_err, _ = full_loss(model, ref.qpos, ref.qvel, state0, init_actions, ref.substeps, w, pool)
     plan = receding_horizon(model, ref.qpos, ref.qvel, state0, init_actions, ref.substeps, ref.frame_dt,
                             cfg, w, pool)
