@@ -27,7 +27,8 @@ import time
 import numpy as np
 
 from mocap_refine.generate import CONTACT_CLASSES, frame_contact_classes, generate_trajectory
-from mocap_refine.methods.invdyn import _frame_residual, invdyn
+from mocap_refine.methods import get_method
+from mocap_refine.methods.invdyn import _frame_residual
 from mocap_refine.model import layout, load_model
 from mocap_refine.sim import DataPool, make_state, simulate_frames
 
@@ -43,7 +44,7 @@ def recovery(seeds, seconds: float, threads: int) -> None:
         model = load_model(gen.physics_dt)
         cls = frame_contact_classes(model, gen)
         t0 = time.perf_counter()
-        res = invdyn(model, gen.reference(), {}, None, threads)
+        res = get_method("invdyn")(model, gen.reference(), {}, None, threads)
         wall = time.perf_counter() - t0
         e = np.abs(res.actions - gen.actions).max(axis=1)
         ok = e < EXACT
@@ -70,7 +71,7 @@ def line_scan(seed: int, frame: int, seconds: float, threads: int, points: int =
     model = load_model(gen.physics_dt)
     lay = layout(model)
     pool = DataPool(model, threads)
-    res = invdyn(model, gen.reference(), {}, None, threads)
+    res = get_method("invdyn")(model, gen.reference(), {}, None, threads)
     a_true, a_found = gen.actions[frame], res.actions[frame]
     s = np.linspace(0.0, 1.0, points)
     acts = a_true + s[:, None] * (a_found - a_true)
