@@ -48,7 +48,7 @@ def test_schema_lists_every_registered_method():
     ({"w_joint": "heavy"}, "track.w_joint: expected a finite number, got 'heavy'"),
     ({"w_joint": float("nan")}, "track.w_joint: expected a finite number"),
     ({"init": "track"}, "track.init: expected one of baseline"),
-    ({"horizon": 1}, "track.horizon: unknown setting; known: horizon_s"),
+    ({"horizon": 1}, "track.horizon: unknown setting; known: w_root_pos"),
     ({"horizon_s": 0.1, "commit_s": 0.2}, "commit_s (0.2) must not exceed horizon_s (0.1)"),
 ])
 def test_bad_settings_are_refused_with_the_key_and_value(block, message):
@@ -85,3 +85,15 @@ def test_docs_table_is_generated(method, tmp_path):
     copy = tmp_path / doc.name
     copy.write_text(doc.read_text())
     assert sync_docs([copy]) == [], "run: python -m mocap_refine.settings"
+
+
+def test_generated_blocks_are_current(tmp_path):
+    """`python -m mocap_refine.settings` rewrites the schema and config blocks
+    from the settings classes; on the repository it changes nothing."""
+    import shutil
+    from mocap_refine.settings import sync_config_files
+    schema = tmp_path / "schema.yaml"
+    config = tmp_path / "config.yaml"
+    shutil.copy(REPO / "workflow" / "schemas" / "config.schema.yaml", schema)
+    shutil.copy(REPO / "config" / "config.yaml", config)
+    assert sync_config_files(schema, config) == [], "run: python -m mocap_refine.settings"

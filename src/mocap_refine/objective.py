@@ -42,6 +42,39 @@ class Weights:
         return cls(**kw)
 
 
+# What each weight means and its unit: the typed settings of every method
+# that exposes the objective's weights (weight_settings) read them here.
+WEIGHT_DOCS = {
+    "root_pos": ("weight of the root position error", "1/m^2"),
+    "root_height": ("extra weight of the root height error", "1/m^2"),
+    "root_rot": ("weight of the root orientation error", "1/rad^2"),
+    "joint": ("weight of the joint angle errors (times the DeepMimic pose weight / 0.5)", "1/rad^2"),
+    "vel": ("weight of the joint and root angular velocity errors", "s^2/rad^2"),
+    "root_vel": ("weight of the root linear velocity error", "s^2/m^2"),
+    "effort": ("weight of the squared normalised actions", ""),
+}
+
+
+def weight_settings(**defaults: float) -> type:
+    """A frozen settings base class with the objective's weights as typed
+    settings ``w_<name>`` (meaning and unit from WEIGHT_DOCS), at the given
+    defaults (the others: Weights' defaults), and a ``weights`` property."""
+    from dataclasses import make_dataclass
+
+    from .settings import setting
+    unknown = set(defaults) - set(WEIGHT_DOCS)
+    if unknown:
+        raise TypeError(f"unknown weight(s) {sorted(unknown)}; known: {', '.join(WEIGHT_DOCS)}")
+    base = Weights()
+    fields = [(f"w_{name}", float, setting(float(defaults.get(name, getattr(base, name))), doc, minimum=0.0,
+                                           unit=unit))
+              for name, (doc, unit) in WEIGHT_DOCS.items()]
+
+    def weights(self) -> Weights:
+        return Weights(**{name: getattr(self, f"w_{name}") for name in WEIGHT_DOCS})
+    return make_dataclass("WeightSettings", fields, frozen=True, namespace={"weights": property(weights)})
+
+
 def dof_weights(model: mujoco.MjModel, w: Weights) -> tuple[np.ndarray, np.ndarray]:
     """(nv,) position weights and (nv,) velocity weights."""
     lay = layout(model)

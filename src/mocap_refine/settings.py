@@ -238,12 +238,70 @@ def sync_docs(paths) -> list[str]:
     return changed
 
 
+def _replace_block(text: str, marker: str, new_block: str, indent: str) -> str:
+    """Replace the YAML block that follows the comment line starting with
+    `marker` (up to the next line at the block's own indentation that is
+    not a continuation, or a blank line before a top-level key)."""
+    lines = text.split("\n")
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(marker))
+    end = start + 2
+    while end < len(lines):
+        ln = lines[end]
+        if ln.strip() and not ln.startswith(indent + " ") and not ln.startswith(indent + "-"):
+            break
+        if not ln.strip() and (end + 1 == len(lines) or not lines[end + 1].startswith(indent + " ")):
+            break
+        end += 1
+    return "\n".join(lines[:start + 1] + new_block.rstrip("\n").split("\n") + lines[end:])
+
+
+def _flow_list_dumper():
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        """Block mappings, one-line lists (as a person writes config.yaml)."""
+    Dumper.add_representer(list, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
+    return Dumper
+
+
+def sync_config_files(schema_path, config_path) -> list[str]:
+    """Rewrite the generated method blocks of the schema and the config
+    file from the settings classes; returns the files that changed."""
+    from pathlib import Path
+
+    import yaml
+
+    from .methods import REGISTRY
+    _FlowListDumper = _flow_list_dumper()
+    changed = []
+    for path, indent in ((Path(schema_path), "  "), (Path(config_path), "")):
+        text = path.read_text()
+        new = text
+        for name, spec in REGISTRY.items():
+            cls = spec.settings_class()
+            if cls is None:
+                continue
+            if indent:
+                marker = f"  # Generated from {cls.__module__}.{cls.__name__}"
+                block = yaml.safe_dump({name: schema_block(cls, spec.summary)}, sort_keys=False, width=100)
+            else:
+                marker = f"# Defaults of {cls.__module__}.{cls.__name__}"
+                block = yaml.dump({name: to_block(cls())}, Dumper=_FlowListDumper, sort_keys=False, width=100)
+            block = "\n".join(indent + ln if ln else ln for ln in block.splitlines())
+            new = _replace_block(new, marker, block, indent)
+        if new != text:
+            path.write_text(new)
+            changed.append(str(path))
+    return changed
+
+
 if __name__ == "__main__":
     import sys
     from pathlib import Path
 
     from .methods import REGISTRY
-    docs = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/methods")
-    files = [docs / f"{name}.md" for name, spec in REGISTRY.items() if spec.settings is not None]
-    for path in sync_docs(files):
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
+    files = [root / "docs" / "methods" / f"{name}.md" for name, spec in REGISTRY.items() if spec.settings is not None]
+    for path in sync_docs(files) + sync_config_files(root / "workflow" / "schemas" / "config.schema.yaml",
+                                                     root / "config" / "config.yaml"):
         print(f"updated {path}")

@@ -20,13 +20,13 @@ reports its full-clip numbers from that replay.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 
 from ..metrics import joint_errors
-from ..objective import Weights, tracking_loss, tracking_residual
+from ..objective import Weights, weight_settings, tracking_loss, tracking_residual
 from ..model import layout
 from ..problem import TrackingProblem
 from ..settings import setting
@@ -39,7 +39,7 @@ INIT_METHODS = ("baseline", "invdyn")
 
 
 @dataclass(frozen=True)
-class MPCSettings:
+class MPCSettings(weight_settings(root_pos=1000.0, root_rot=30.0, vel=0.001)):
     """MPC settings (config block `mpc`). Defaults: config/config.yaml's
     values. The objective weights are heavier on the root than the shared
     defaults: with those a 20 cm root drop costs less than arm velocity
@@ -64,22 +64,10 @@ class MPCSettings:
                                  exclusive_minimum=0.0)
     terminal_weight: float = setting(0.0, "extra multiple of the last horizon frame's tracking residual",
                                      minimum=0.0)
-    w_root_pos: float = setting(1000.0, "weight of the root position error", minimum=0.0, unit="1/m^2")
-    w_root_height: float = setting(0.0, "extra weight of the root height error", minimum=0.0, unit="1/m^2")
-    w_root_rot: float = setting(30.0, "weight of the root orientation error", minimum=0.0, unit="1/rad^2")
-    w_joint: float = setting(2.0, "weight of the joint angle errors (times the DeepMimic pose weight / 0.5)",
-                             minimum=0.0, unit="1/rad^2")
-    w_vel: float = setting(0.001, "weight of the joint and root angular velocity errors", minimum=0.0,
-                           unit="s^2/rad^2")
-    w_root_vel: float = setting(0.01, "weight of the root linear velocity error", minimum=0.0, unit="s^2/m^2")
-    w_effort: float = setting(1e-3, "weight of the squared normalised actions", minimum=0.0)
     seed: int = setting(0, "seed of the noise generator (same seed and threads, same actions)", minimum=0)
     init: str | None = setting("invdyn", "method whose actions are the initial plan; null: the PD baseline, "
                                "computed in the job", choices=INIT_METHODS)
 
-    @property
-    def weights(self) -> Weights:
-        return Weights.from_params({k: v for k, v in asdict(self).items() if k.startswith("w_")})
 
 
 def smooth_noise(rng: np.random.Generator, n: int, horizon: int, nu: int, sigma_frames: float) -> np.ndarray:

@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..derivatives import frame_jacobians, residual_jacobian, state_difference
 from ..metrics import fall_frame, joint_errors
 from ..model import layout, smooth_contact_model
-from ..objective import Weights, tracking_loss, tracking_residual
+from ..objective import Weights, weight_settings, tracking_loss, tracking_residual
 from ..problem import TrackingProblem
 from ..settings import setting
 from ..sim import DataPool, simulate_frames, split_state
@@ -51,7 +51,7 @@ MIN_REGULARIZATION, MAX_REGULARIZATION = 1e-6, 1e6
 
 
 @dataclass(frozen=True)
-class TrackSettings:
+class TrackSettings(weight_settings(root_pos=30.0, root_vel=0.3)):
     horizon_s: float = setting(0.5, "length of the planning window", exclusive_minimum=0.0, maximum=5.0, unit="s")
     commit_s: float = setting(0.1, "actions committed per window before it moves on",
                               exclusive_minimum=0.0, maximum=5.0, unit="s")
@@ -69,15 +69,6 @@ class TrackSettings:
     smooth_contacts: bool = setting(False, "take the frame Jacobians on a copy of the model whose contacts "
                                     "start soft (solimp[0] = 0, as MuJoCo MPC's planning model); rollouts "
                                     "stay on the exact model")
-    w_root_pos: float = setting(30.0, "weight of the root position error", minimum=0.0, unit="1/m^2")
-    w_root_height: float = setting(0.0, "extra weight of the root height error", minimum=0.0, unit="1/m^2")
-    w_root_rot: float = setting(2.0, "weight of the root orientation error", minimum=0.0, unit="1/rad^2")
-    w_joint: float = setting(2.0, "weight of the joint angle errors (times the DeepMimic pose weight / 0.5)",
-                             minimum=0.0, unit="1/rad^2")
-    w_vel: float = setting(0.01, "weight of the joint and root angular velocity errors", minimum=0.0,
-                           unit="s^2/rad^2")
-    w_root_vel: float = setting(0.3, "weight of the root linear velocity error", minimum=0.0, unit="s^2/m^2")
-    w_effort: float = setting(1e-3, "weight of the squared normalised actions", minimum=0.0)
     init: str | None = setting(None, "method whose actions start the tracker; null: inverse dynamics of the "
                                "reference", choices=INIT_METHODS)
 
@@ -85,9 +76,6 @@ class TrackSettings:
         if self.commit_s > self.horizon_s:
             raise ValueError(f"commit_s ({self.commit_s}) must not exceed horizon_s ({self.horizon_s})")
 
-    @property
-    def weights(self) -> Weights:
-        return Weights.from_params({k: v for k, v in asdict(self).items() if k.startswith("w_")})
 
 
 def frames_for(seconds: float, frame_dt: float) -> int:
