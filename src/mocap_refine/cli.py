@@ -26,6 +26,7 @@ from pathlib import Path
 
 from . import pipeline
 from .clip import ClipError
+from .logs import route_mujoco_warnings
 
 
 def _run(args) -> None:
@@ -141,6 +142,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(message)s")
+    route_mujoco_warnings()
     try:
         args.func(args)
     except (ClipError, ValueError, FileNotFoundError, NotImplementedError) as e:
