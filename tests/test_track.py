@@ -74,7 +74,7 @@ def test_tracks_a_trajectory_the_simulator_made(generated_problem, gen, gen_mode
     frames). The tracker starts from inverse dynamics, whose open-loop
     replay is far off, and must follow the trajectory closely. It does not
     recover it exactly: where contacts switch inside a frame the frame map is
-    only piecewise smooth (docs/methods/track.md), measured 0.029 rad."""
+    only piecewise smooth (docs/methods/track.md)."""
     problem, ref = generated_problem
     s = TrackSettings(horizon_s=0.3, commit_s=0.1)
     out = track(problem, s, None)

@@ -23,10 +23,11 @@ from .problem import TrackingProblem
 from .model import smooth_contact_model
 from .sim import DataPool, simulate_frames
 
-# Added to Q_uu in the Riccati pass: chosen on generate_trajectory(seed=0)
-# (closed-loop joint error under action noise 0.05: 1.08 at 0.01, 0.62 at 1,
-# 0.46 at 10, 0.44 at 100 rad; open loop 1.03).
-REGULARIZATION = 10.0
+# Added to Q_uu in the Riccati pass; chosen on generate_trajectory(seed=0)
+# among 0.01, 1, 10, 100 by
+#   python benchmarks/controller_noise.py --generated 0 --regularization 0.01 1 10 100
+# (the tests check seed 1).
+REGULARIZATION = 1.0
 
 
 def feedback_gains(problem: TrackingProblem, actions: np.ndarray, weights: Weights | None = None,
