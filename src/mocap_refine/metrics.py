@@ -259,6 +259,6 @@ def summary_metrics(joint_err: np.ndarray, root_err: np.ndarray, reward: np.ndar
         "reward_mean": float(reward[1:].mean()),
         "fall_frame": int(fall),
         "fall_reason": str(fall_reason) if fall >= 0 else "",
-        "tracked_fraction": float(1.0 if fall < 0 else (fall - 1) / T),
+        "tracked_fraction": float(1.0 if fall < 0 else max(fall - 1, 0) / T),
         "saturated_fraction": float(np.mean(np.abs(actions) >= 1.0 - 1e-9)),
     }
