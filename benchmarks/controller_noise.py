@@ -26,7 +26,7 @@ import pandas as pd
 import yaml
 
 from mocap_refine import pipeline
-from mocap_refine.controller import closed_loop, feedback_gains
+from mocap_refine.controller import REGULARIZATION, closed_loop, feedback_gains
 from mocap_refine.metrics import fall_frame, joint_errors
 from mocap_refine.model import load_model
 from mocap_refine.problem import TrackingProblem
@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--generated", type=int, metavar="SEED",
                     help="instead: a generated trajectory and its own actions, per --regularization")
-    ap.add_argument("--regularization", nargs="+", type=float, default=[10.0])
+    ap.add_argument("--regularization", nargs="+", type=float, default=[REGULARIZATION])
     args = ap.parse_args()
     if args.generated is not None:
         generated(args.generated, args.regularization, args.threads)

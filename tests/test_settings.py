@@ -45,6 +45,8 @@ def test_schema_lists_every_registered_method():
     ({"horizon_s": 0}, "track.horizon_s: 0.0 must be greater than 0.0"),
     ({"iterations": 0}, "track.iterations: 0 is below the minimum 1"),
     ({"iterations": 2.5}, "track.iterations: expected an integer, got 2.5"),
+    ({"iterations": float("inf")}, "track.iterations: expected an integer, got inf"),
+    ({"iterations": float("nan")}, "track.iterations: expected an integer, got nan"),
     ({"w_joint": "heavy"}, "track.w_joint: expected a finite number, got 'heavy'"),
     ({"w_joint": float("nan")}, "track.w_joint: expected a finite number"),
     ({"init": "track"}, "track.init: expected one of baseline"),

@@ -66,10 +66,10 @@ def _check_value(method: str, f, tp, value) -> tuple[Any, list[str]]:
             return value, [f"{where}: expected true or false, got {value!r}"]
         return value, []
     if base in (int, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
         if base is int and ok and float(value) != int(value):
             ok = False
-        if not ok or not math.isfinite(float(value)):
+        if not ok:
             kind = "an integer" if base is int else "a finite number"
             return value, [f"{where}: expected {kind}, got {value!r}"]
         value = base(value)

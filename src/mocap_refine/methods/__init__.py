@@ -69,7 +69,7 @@ REGISTRY: dict[str, MethodSpec] = {spec.name: spec for spec in (
     MethodSpec("invdyn", ".invdyn", "invdyn", "InvdynSettings", False, 1, "#9467bd",
                "inverse dynamics of the reference, frame by frame"),
     MethodSpec("track", ".track", "track", "TrackSettings", True, 2, "#d62728",
-               "receding-horizon iLQR tracker (0.5 s windows, feedback gains, reused frame Jacobians)"),
+               "receding-horizon iLQR tracker (0.5 s windows, closed-loop forward passes with feedback gains)"),
 )}
 METHODS = tuple(REGISTRY)
 # Methods that may start from another method's actions (config key `init`).

@@ -1,4 +1,4 @@
-"""track: receding-horizon iLQR tracking with reused frame Jacobians.
+"""track: receding-horizon iLQR tracking of a reference trajectory.
 
 From the simulated state at the start of a window of ``horizon_s`` seconds
 (0.5 s, as MuJoCo MPC's humanoid tracking), the window's actions are
@@ -12,13 +12,13 @@ windows on a falling, contact-rich body tractable where open-loop steps
 actions are what the closed-loop rollout applied, so they replay exactly
 open loop.
 
-Cost control: frame Jacobians A_t = df/dx, B_t = df/du are finite
-differences of whole frames (one batched rollout) and are reused, across
-iterations and overlapping windows, until the frame's state or action has
-moved more than ``relinearize_tol`` from where they were taken (the
-closed-loop forward pass makes a slightly stale model cost progress, not
-correctness: every step is judged on real rollouts). A window stops when an
-iteration lowers its loss by less than ``tolerance`` (relative).
+Cost: frame Jacobians A_t = df/dx, B_t = df/du are finite differences of
+whole frames (one batched rollout), taken afresh every iteration by default.
+``relinearize_tol`` > 0 reuses them until a frame's state or action has
+moved more than that from where they were taken (a stale model costs
+progress, not correctness: every step is judged on real rollouts; on the
+tune clips it saved little). A window stops when an iteration lowers its
+loss by less than ``tolerance`` (relative).
 
 The start is the discrete inverse dynamics of the reference (the torques
 that give each frame's reference acceleration, clipped to the actuator
@@ -212,8 +212,10 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
     states, the previous window's rollout where it reaches and the reference
     beyond (so the first backward pass sees the defects and the first
     forward pass is a feedback law that pulls towards the reference).
-    Returns (actions (W, nu), states (W+1, nstate), loss of the first
-    rollout, loss after, iterations, regularisation to carry on)."""
+    Returns (actions (W, nu), states (W+1, nstate), loss after the first
+    accepted step (the incoming nominal is not a rollout, so it has no loss
+    of its own), loss after the last, iterations, regularisation to carry on;
+    both losses are inf when every rollout diverged)."""
     x, u = x_nom.copy(), actions.copy()
     ends = problem.rollout(u[:, None, :], x[:-1]).states[:, 1]
     defects = state_difference(problem.model, ends, x[1:])
@@ -268,7 +270,11 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
         u, x, before, after, its, mu = _track_window(problem, cache, plan[t0:t0 + W + 1], t0,
                                                       actions[t0:t0 + W], s, w, mu)
         if not np.isfinite(after):
-            raise RuntimeError(f"track: every rollout of the window at frame {t0} diverged")
+            # Every closed-loop rollout diverged: keep the incoming actions
+            # for this window (their open-loop rollout) and move on.
+            log.warning("track: every rollout of the window at frame %d diverged; kept its incoming actions", t0)
+            u = actions[t0:t0 + W]
+            x = problem.rollout(u[None], plan[t0]).states[0]
         actions[t0:t0 + W] = u
         plan[t0:t0 + W + 1] = x
         step = W if t0 + W >= T else commit
