@@ -54,6 +54,13 @@ def feedback_gains(problem: TrackingProblem, actions: np.ndarray, weights: Weigh
     return x, K
 
 
+def feedback_action(model, state: np.ndarray, nominal_state: np.ndarray, action: np.ndarray,
+                    gain: np.ndarray) -> np.ndarray:
+    """The control law at one frame: clip(action + gain (state - nominal), -1, 1),
+    the difference in the tangent space (nstate,) x 2 -> (nu,)."""
+    return np.clip(action + gain @ state_difference(model, state, nominal_state), -1.0, 1.0)
+
+
 def closed_loop(problem: TrackingProblem, actions: np.ndarray, states: np.ndarray, gains: np.ndarray,
                 noise: np.ndarray | None = None, start_frame: int = 0,
                 start_state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -73,8 +80,7 @@ def closed_loop(problem: TrackingProblem, actions: np.ndarray, states: np.ndarra
     executed = np.empty((n, actions.shape[1]))
     clean = np.empty_like(executed)
     for i, t in enumerate(range(start_frame, T)):
-        dx = state_difference(model, x[i], states[t])
-        clean[i] = np.clip(actions[t] + gains[t] @ dx, -1.0, 1.0)
+        clean[i] = feedback_action(model, x[i], states[t], actions[t], gains[t])
         executed[i] = clean[i] if noise is None else np.clip(clean[i] + noise[i], -1.0, 1.0)
         x[i + 1] = simulate_frames(model, x[i], executed[i][None], substeps, pool).states[0, 1]
     return x, executed, clean

@@ -186,15 +186,13 @@ def floor_touch(model: mujoco.MjModel, qpos: np.ndarray, tol_m: float = FLOOR_CO
     return np.minimum.reduceat(low, starts, axis=1) < tol_m
 
 
-def contact_falls(model: mujoco.MjModel, qpos: np.ndarray, qpos_ref: np.ndarray,
-                  tol_m: float = FLOOR_CONTACT_TOL_M,
-                  ref_margin_m: float = REFERENCE_CONTACT_MARGIN_M,
-                  window: int = FALL_CONTACT_WINDOW_FRAMES) -> np.ndarray:
-    """(T, nq) x 2 -> (T,) bool: some body of contact_bodies(model) touches
-    the floor in the replay (lowest point below tol_m) while the reference's
-    same body is within ref_margin_m of the floor at none of the frames
-    t - window .. t + window (cut at the clip's ends)."""
-    sim = floor_touch(model, qpos, tol_m)
+def reference_contact_near(model: mujoco.MjModel, qpos_ref: np.ndarray,
+                           ref_margin_m: float = REFERENCE_CONTACT_MARGIN_M,
+                           window: int = FALL_CONTACT_WINDOW_FRAMES) -> np.ndarray:
+    """(N, nq) reference -> (N, B) bool: body b of contact_bodies(model) of
+    the reference is within ref_margin_m of the floor at one of the frames
+    t - window .. t + window (cut at the clip's ends). Computed once per
+    clip; the contact criterion at frame t reads row t."""
     ref = floor_touch(model, qpos_ref, ref_margin_m)
     w = int(window)
     T = ref.shape[0]
@@ -203,7 +201,34 @@ def contact_falls(model: mujoco.MjModel, qpos: np.ndarray, qpos_ref: np.ndarray,
     near = np.zeros_like(ref)
     for k in range(2 * w + 1):
         near |= padded[k:k + T]
-    return (sim & ~near).any(axis=1)
+    return near
+
+
+def contact_falls(model: mujoco.MjModel, qpos: np.ndarray, qpos_ref: np.ndarray,
+                  tol_m: float = FLOOR_CONTACT_TOL_M,
+                  ref_margin_m: float = REFERENCE_CONTACT_MARGIN_M,
+                  window: int = FALL_CONTACT_WINDOW_FRAMES) -> np.ndarray:
+    """(T, nq) x 2 -> (T,) bool: some body of contact_bodies(model) touches
+    the floor in the replay (lowest point below tol_m) while the reference's
+    same body is within ref_margin_m of the floor at none of the frames
+    t - window .. t + window (cut at the clip's ends)."""
+    near = reference_contact_near(model, qpos_ref, ref_margin_m, window)
+    return (floor_touch(model, qpos, tol_m) & ~near).any(axis=1)
+
+
+def fall_flags(model: mujoco.MjModel, qpos: np.ndarray, qpos_ref: np.ndarray,
+               near: np.ndarray) -> np.ndarray:
+    """The fall rule frame by frame, for rollouts that start anywhere in a
+    clip (the dataset's episodes, the Gymnasium environment's steps).
+    qpos (T, nq) replay rows, qpos_ref (T, nq) the reference at the same
+    clip frames, near (T, B) :func:`reference_contact_near` of the whole
+    reference at those frames -> (T, 3) bool, one column per criterion in
+    FALL_REASONS order (height, orientation, contact)."""
+    return np.stack([
+        np.abs(qpos[:, 2] - qpos_ref[:, 2]) > FALL_HEIGHT_M,
+        root_rot_errors(qpos, qpos_ref) > FALL_ROT_DEG,
+        (floor_touch(model, qpos) & ~near).any(axis=1),
+    ], axis=1)
 
 
 def fall_check(model: mujoco.MjModel, qpos: np.ndarray, qpos_ref: np.ndarray) -> Fall:
@@ -215,18 +240,17 @@ def fall_check(model: mujoco.MjModel, qpos: np.ndarray, qpos_ref: np.ndarray) ->
     the reasons are checked in that order."""
     if qpos.shape != qpos_ref.shape:
         raise ValueError(f"fall_check: replay {qpos.shape} and reference {qpos_ref.shape} differ")
-    criteria = (
-        ("height", np.abs(qpos[:, 2] - qpos_ref[:, 2]) > FALL_HEIGHT_M),
-        ("orientation", root_rot_errors(qpos, qpos_ref) > FALL_ROT_DEG),
-        ("contact", contact_falls(model, qpos, qpos_ref)),
-    )
-    best = Fall(-1, "")
-    for reason, off in criteria:
-        if off.any():
-            k = int(np.argmax(off))
-            if best.frame < 0 or k < best.frame:
-                best = Fall(k, reason)
-    return best
+    return first_fall(fall_flags(model, qpos, qpos_ref, reference_contact_near(model, qpos_ref)))
+
+
+def first_fall(flags: np.ndarray) -> Fall:
+    """(T, 3) :func:`fall_flags` -> the first row where a criterion holds;
+    at one row the first criterion in FALL_REASONS order wins."""
+    hit = flags.any(axis=1)
+    if not hit.any():
+        return Fall(-1, "")
+    k = int(np.argmax(hit))
+    return Fall(k, FALL_REASONS[int(np.argmax(flags[k]))])
 
 
 def fall_frame(model: mujoco.MjModel, qpos: np.ndarray, qpos_ref: np.ndarray) -> int:
