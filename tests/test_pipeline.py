@@ -318,6 +318,7 @@ def test_evaluate_wrong_actions_leaves_nothing(run, tmp_path):
     with h5py.File(bad, "w") as f:
         f["actions"] = np.zeros((14, 28))
         f.attrs["method"] = "baseline"
+        f.attrs["reference_sha256"] = pipeline._sha256(run["ref"])
     out = tmp_path / "out"
     with pytest.raises(ValueError, match=r"bad_actions\.h5: actions have shape \(14, 28\), expected \(15, 28\)"):
         evaluate(run["ref"], bad, out / "baseline.h5", out / "baseline.csv")
@@ -371,7 +372,7 @@ def test_gather_rejects_missing_columns(tmp_path):
     bad = tmp_path / "bad.csv"
     pd.DataFrame([{"clip": "walk", "method": "baseline"}]).to_csv(bad, index=False)
     out = tmp_path / "summary.csv"
-    with pytest.raises(ValueError, match=r"bad\.csv: missing metric columns"):
+    with pytest.raises(ValueError, match=r"bad\.csv: is not a metric table: it lacks column\(s\) 'status'"):
         gather([bad], out)
     assert not out.exists()
 

@@ -68,6 +68,7 @@ def results(tmp_path_factory) -> Path:
         f["actions"] = np.zeros((T, nu))
         f.attrs["method"] = "zero_torque"
         f.attrs["wall_s"] = 0.5
+        f.attrs["reference_sha256"] = pipeline._sha256(out / "reference.h5")
         f["history/iteration"] = np.arange(len(HISTORY_LOSS), dtype=float)
         f["history/loss"] = HISTORY_LOSS
         wrench = np.zeros((T, 6))

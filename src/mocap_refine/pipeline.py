@@ -17,6 +17,7 @@ rename), so a failed job never leaves a file Snakemake would take as finished.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -29,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .clip import DEEPMIMIC_CLIPS, load_clip
-from .io import atomic_path, to_attr
+from .clip import DEEPMIMIC_CLIPS, ClipError, load_clip
+from .io import REMAKE_HINT, FileProblem, H5Contents, atomic_path, read_csv, read_h5, write_csv, write_h5
 from .methods import WARM_STARTED, get_method
 from .metrics import METRIC_COLUMNS
 from .model import JOINTS, layout, load_model, model_sha256
@@ -90,11 +91,11 @@ def prepare(clip_path, out_reference_h5, out_diagnostics_csv, *, ground_correcti
         "package_version": __version__,
     }
     attrs.update(diag["summary"])
-    with atomic_path(out_reference_h5) as tmp, h5py.File(tmp, "w") as f:
-        f["qpos"] = ref.qpos
-        f["qvel"] = ref.qvel
-        for k, v in attrs.items():
-            f.attrs[k] = to_attr(v)
+    for name, arr in (("qpos", ref.qpos), ("qvel", ref.qvel)):
+        if not np.isfinite(arr).all():
+            raise ClipError(f"{clip_path}: the converted clip's {name} is not finite (values too large "
+                            "for the simulation); the clip is corrupt")
+    write_h5(out_reference_h5, {"qpos": ref.qpos, "qvel": ref.qvel}, attrs)
     n = ref.n_frames
     table = pd.DataFrame({
         "frame": np.arange(n),
@@ -107,17 +108,73 @@ def prepare(clip_path, out_reference_h5, out_diagnostics_csv, *, ground_correcti
     })
     for j, name in enumerate(JOINTS):
         table[f"limit_violation_{name}_rad"] = diag["limit_violation_rad"][:, j]
-    with atomic_path(out_diagnostics_csv) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
+    write_csv(out_diagnostics_csv, table)
+
+
+# Attributes every reference file has (read by load_reference and evaluate).
+REFERENCE_ATTRS = ("clip", "clip_sha256", "model_sha256", "frame_dt", "physics_dt", "substeps",
+                   "ground_shift_m", "cycles")
+
+
+@functools.cache
+def _model_sizes() -> tuple[int, int, int]:
+    """(nq, nv, nu) of the humanoid (the same at every timestep)."""
+    model = load_model()
+    return model.nq, model.nv, model.nu
 
 
 def load_reference(path) -> tuple[Reference, dict]:
-    with h5py.File(path, "r") as f:
-        attrs = dict(f.attrs)
-        ref = Reference(f["qpos"][()], f["qvel"][()], float(attrs["frame_dt"]),
-                        float(attrs["physics_dt"]), int(attrs["substeps"]),
-                        float(attrs["ground_shift_m"]), int(attrs["cycles"]))
+    """A reference file (prepare's output) -> (Reference, attributes);
+    FileProblem naming the file when it cannot be used."""
+    nq, nv, _ = _model_sizes()
+    c = read_h5(path, "reference file", ("qpos", "qvel"), REFERENCE_ATTRS,
+                shapes={"qpos": (None, nq), "qvel": (None, nv)})
+    qpos, qvel, attrs = c["qpos"], c["qvel"], c.attrs
+    n = qpos.shape[0]
+    hint = f"remake it from its clip ({REMAKE_HINT})"
+    if n < 2 or qvel.shape[0] != n:
+        raise FileProblem(f"{path}: holds {n} qpos and {qvel.shape[0]} qvel frames, expected the same "
+                          f"number, at least 2; {hint}.")
+    frame_dt, physics_dt, substeps = attrs["frame_dt"], attrs["physics_dt"], attrs["substeps"]
+    if not (isinstance(substeps, int) and substeps >= 1 and frame_dt > 0
+            and abs(physics_dt * substeps - frame_dt) <= 1e-9 * frame_dt):
+        raise FileProblem(f"{path}: timing attributes are inconsistent (frame_dt {frame_dt}, physics_dt "
+                          f"{physics_dt}, substeps {substeps}); {hint}.")
+    ref = Reference(qpos, qvel, float(frame_dt), float(physics_dt), int(substeps),
+                    float(attrs["ground_shift_m"]), int(attrs["cycles"]))
     return ref, attrs
+
+
+def read_actions(actions_h5, reference_h5, ref: Reference, *, role: str = "actions file",
+                 extra: bool = False, redo: str = "") -> H5Contents:
+    """A method's actions file, checked against the reference it is used with:
+    /actions of shape (T, nu) in [-1, 1], attribute `method`, and a
+    reference_sha256 equal to `reference_h5`'s (FileProblem naming the file
+    otherwise: it was left from another clip, length or preparation).
+    extra: also read the method's other datasets (history, invdyn/...)."""
+    _, _, nu = _model_sizes()
+    c = read_h5(actions_h5, "actions file", ("actions",), ("method",), shapes={"actions": (None, nu)},
+                extra=extra)
+    method = c.attrs["method"]
+    redo = redo or (f"recompute it (run {method!r} on {reference_h5}, or delete the file so the "
+                    "workflow remakes it)")
+    sha = c.attrs.get("reference_sha256")
+    if sha is None:
+        raise FileProblem(f"{role} {actions_h5} predates the reference check (it has no "
+                          f"reference_sha256), so it may have been computed from a different "
+                          f"reference than {reference_h5}: {redo}.")
+    if sha != _sha256(reference_h5):
+        raise FileProblem(f"{role} {actions_h5} was computed from a different reference "
+                          f"than {reference_h5} (another clip, length or preparation): {redo}.")
+    actions = c["actions"]
+    if actions.shape[0] != ref.n_frames - 1:
+        raise FileProblem(f"{actions_h5}: actions have shape {actions.shape}, expected "
+                          f"{(ref.n_frames - 1, nu)} for {reference_h5}: {redo}.")
+    if np.abs(actions).max(initial=0.0) > 1.0:
+        i = np.unravel_index(int(np.argmax(np.abs(actions))), actions.shape)
+        raise FileProblem(f"{actions_h5}: action {actions[i]:.6g} at frame {i[0]}, actuator {i[1]} is outside "
+                          f"[-1, 1], so the file was not written by mocap-refine: {redo}.")
+    return c
 
 
 # ---------------------------------------------------------------- actions
@@ -169,26 +226,13 @@ def compute_actions(reference_h5, method: str, params: dict, out_h5, *, init_h5=
         init = params["init"]
         if init_h5 is None:
             raise ValueError(f"method {method!r} has init: {init} but no init actions file was given")
-        with h5py.File(init_h5, "r") as f:
-            init_actions = f["actions"][()]
-            got = f.attrs.get("method")
-            init_ref_sha = f.attrs.get("reference_sha256")
-        if got != init:
-            raise ValueError(f"{init_h5}: holds actions of {got!r}, expected init method {init!r}")
         redo = (f"recompute it before warm-starting {method!r} from it (run {init!r} on "
                 f"{reference_h5} first, or delete the file so the workflow remakes it)")
-        if init_ref_sha is None:
-            raise ValueError(f"init actions file {init_h5} predates the reference check (it has no "
-                             f"reference_sha256), so it may have been computed from a different "
-                             f"reference than {reference_h5}: {redo}.")
-        if isinstance(init_ref_sha, bytes):
-            init_ref_sha = init_ref_sha.decode()
-        if init_ref_sha != ref_sha:
-            raise ValueError(f"init actions file {init_h5} was computed from a different reference "
-                             f"than {reference_h5} (another clip, length or preparation): {redo}.")
-        if init_actions.shape != (ref.n_frames - 1, model.nu):
-            raise ValueError(f"{init_h5}: actions have shape {init_actions.shape}, "
-                             f"expected {(ref.n_frames - 1, model.nu)}")
+        c = read_actions(init_h5, reference_h5, ref, role="init actions file", redo=redo)
+        if c.attrs["method"] != init:
+            raise FileProblem(f"{init_h5}: holds actions of {c.attrs['method']!r}, expected init method "
+                              f"{init!r}: {redo}.")
+        init_actions = c["actions"]
     timed = init_actions if init_actions is not None else np.zeros((ref.n_frames - 1, model.nu))
     replay_s = replay_seconds(model, ref, timed)
     start = time.perf_counter()
@@ -201,97 +245,120 @@ def compute_actions(reference_h5, method: str, params: dict, out_h5, *, init_h5=
     if not np.isfinite(actions).all():
         raise RuntimeError(f"method {method!r} returned non-finite actions for {reference_h5}")
     actions = np.clip(actions, -1.0, 1.0)
-    with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as f:
-        f["actions"] = actions
-        f["actions"].attrs["units"] = "normalised torque, ctrl in [-1, 1]"
-        f["torques"] = actions * lay.torque_limit
-        f["torques"].attrs["units"] = "N m"
-        _write_history(f, result.history)
-        for name, arr in result.datasets.items():
-            f[name] = np.asarray(arr)
-        f.attrs["method"] = method
-        f.attrs["method_params"] = _params_json(params)
-        f.attrs["wall_s"] = wall
-        f.attrs["replay_s"] = replay_s
-        f.attrs["cost_replays"] = wall / replay_s if replay_s > 0 else float("nan")
-        f.attrs["threads"] = int(threads)
-        f.attrs["clip"] = ref_attrs["clip"]
-        for k, v in result.info.items():
-            f.attrs[k] = to_attr(v)
-        # Warm starts from this file check it against their own reference.
-        f.attrs["reference_sha256"] = ref_sha
+    data = {"actions": actions, "torques": actions * lay.torque_limit}
+    data_attrs = {"actions": {"units": ACTION_UNITS}, "torques": {"units": "N m"}}
+    hist, hist_attrs = history_datasets(result.history)
+    data.update(hist)
+    data_attrs.update(hist_attrs)
+    data.update({name: np.asarray(arr) for name, arr in result.datasets.items()})
+    # A clock finer than a replay: replay_s > 0; the floor only guards the ratio.
+    replay_s = max(replay_s, 1e-9)
+    attrs = {"method": method, "method_params": _params_json(params), "wall_s": wall, "replay_s": replay_s,
+             "cost_replays": wall / replay_s, "threads": int(threads), "clip": ref_attrs["clip"]}
+    attrs.update(result.info)
+    # Warm starts, evaluate and gains check this file against their own reference.
+    attrs["reference_sha256"] = ref_sha
+    write_h5(out_h5, data, attrs, data_attrs)
 
 
-def _write_history(f: h5py.File, history: list) -> None:
+ACTION_UNITS = "normalised torque, ctrl in [-1, 1]"
+
+
+def history_datasets(history: list) -> tuple[dict, dict]:
+    """A method's history rows (list of dicts) -> datasets history/{column}
+    and their attributes. A column every row has, finite, is one value per
+    row; a column some rows lack (or hold NaN/Inf in) stores only the rows
+    that have a finite value, listed in its attribute `rows` (row indices):
+    no NaN is ever written. :func:`history_table` reads them back."""
+    data, attrs = {}, {}
     if not history:
-        return
-    g = f.create_group("history")
+        return data, attrs
     keys = list(dict.fromkeys(k for row in history for k in row))
     for k in keys:
-        g[k] = np.array([h.get(k, np.nan) for h in history], dtype=float)
+        col = np.array([row.get(k, np.nan) for row in history], dtype=float)
+        ok = np.isfinite(col)
+        data[f"history/{k}"] = col[ok]
+        if not ok.all():
+            attrs[f"history/{k}"] = {"rows": np.nonzero(ok)[0].astype(np.int64)}
+    return data, attrs
+
+
+def history_table(group: h5py.Group) -> dict:
+    """history/{column} datasets -> column -> (K,) float array over all K
+    history rows, NaN at rows a sparse column (attribute `rows`) lacks.
+    Reads files written before sparse columns too (one value per row)."""
+    raw = {k: (np.asarray(v[()], dtype=float), v.attrs.get("rows")) for k, v in group.items()
+           if isinstance(v, h5py.Dataset)}
+    n = max([len(v) for v, rows in raw.values() if rows is None] +
+            [int(rows[-1]) + 1 for _, rows in raw.values() if rows is not None and len(rows)] + [0])
+    out = {}
+    for k, (values, rows) in raw.items():
+        if rows is None:
+            out[k] = values
+        else:
+            col = np.full(n, np.nan)
+            col[np.asarray(rows, dtype=int)] = values
+            out[k] = col
+    return out
 
 
 # ---------------------------------------------------------------- evaluate
 
 def evaluate(reference_h5, actions_h5, out_h5, out_csv) -> None:
     """Replay actions open loop, compute metrics, write the method's result
-    file (HDF5) and its metric row (CSV)."""
+    file (HDF5) and its metric row (CSV). The actions file must have been
+    computed from this reference (read_actions).
+
+    A replay that diverges (sim.Rollout) is cut at the divergence frame: the
+    state is held from there on (so every array stays finite and (T+1) long),
+    attribute diverged_frame and the status say where, and the fall frame is
+    at or before it."""
     ref, ref_attrs = load_reference(reference_h5)
     model = load_model(ref.physics_dt)
     lay = layout(model)
-    with h5py.File(actions_h5, "r") as f:
-        actions = f["actions"][()]
-        act_attrs = dict(f.attrs)
-        extra = {}
-        f.visititems(lambda name, obj: extra.__setitem__(name, obj[()])
-                     if isinstance(obj, h5py.Dataset) and name not in ("actions", "torques") else None)
+    c = read_actions(actions_h5, reference_h5, ref, extra=True)
+    actions, act_attrs = c["actions"], c.attrs
     method = act_attrs["method"]
-    if actions.shape != (ref.n_frames - 1, model.nu):
-        raise ValueError(f"{actions_h5}: actions have shape {actions.shape}, expected "
-                         f"{(ref.n_frames - 1, model.nu)} for {reference_h5}")
     ver = verify(model, ref.qpos, ref.qvel, actions, ref.frame_dt, ref.substeps)
     row = {
         "clip": ref_attrs["clip"], "method": method, "status": ver.status,
         "frames": ref.n_frames, "frame_dt": ref.frame_dt, "physics_dt": ref.physics_dt,
+        # Unknown for actions not computed by compute_actions: an empty
+        # cell in the CSV, no attribute in the result file.
         "wall_s": float(act_attrs.get("wall_s", np.nan)),
         "cost_replays": float(act_attrs.get("cost_replays", np.nan)),
     }
     row.update(ver.metrics)
-    with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as f:
-        f["actions"] = actions
-        f["actions"].attrs["units"] = "normalised torque, ctrl in [-1, 1]"
-        f["torques"] = actions * lay.torque_limit
-        f["torques"].attrs["units"] = "N m"
-        f["reference/qpos"] = ref.qpos
-        f["reference/qvel"] = ref.qvel
-        f["replay/qpos"] = ver.qpos
-        f["replay/qvel"] = ver.qvel
-        f["replay/joint_err"] = ver.joint_err
-        f["replay/joint_err"].attrs["units"] = "rad"
-        f["replay/root_err"] = ver.root_err
-        f["replay/root_err"].attrs["units"] = "m"
-        f["replay/root_rot_err"] = ver.root_rot_err
-        f["replay/root_rot_err"].attrs["units"] = "deg"
-        f["replay/reward"] = ver.reward
-        f["replay/single_step_err"] = ver.single_step_err
-        f["replay/single_step_err"].attrs["units"] = "rad"
-        for name, arr in extra.items():
-            f[name] = arr
-        attrs = {
-            "clip": ref_attrs["clip"], "method": method,
-            "method_params": act_attrs.get("method_params", "{}"),
-            "clip_sha256": ref_attrs["clip_sha256"], "model_sha256": ref_attrs["model_sha256"],
-            "frame_dt": ref.frame_dt, "physics_dt": ref.physics_dt, "substeps": ref.substeps,
-            "ground_shift_m": ref.ground_shift_m, "cycles": ref.cycles,
-            "package_version": __version__, "mujoco_version": mujoco.__version__,
-            "actuator_names": list(lay.actuator_names), "joint_names": list(JOINTS),
-            "replay_s": float(act_attrs.get("replay_s", np.nan)),
-        }
-        attrs.update(row)
-        for k, v in attrs.items():
-            f.attrs[k] = to_attr(v)
-    with atomic_path(out_csv) as tmp:
-        pd.DataFrame([row], columns=list(METRIC_COLUMNS)).to_csv(tmp, index=False, float_format="%.6g")
+    data = {
+        "actions": actions, "torques": actions * lay.torque_limit,
+        "reference/qpos": ref.qpos, "reference/qvel": ref.qvel,
+        "replay/qpos": ver.qpos, "replay/qvel": ver.qvel, "replay/joint_err": ver.joint_err,
+        "replay/root_err": ver.root_err, "replay/root_rot_err": ver.root_rot_err,
+        "replay/reward": ver.reward, "replay/single_step_err": ver.single_step_err,
+    }
+    units = {"actions": ACTION_UNITS, "torques": "N m", "replay/joint_err": "rad", "replay/root_err": "m",
+             "replay/root_rot_err": "deg", "replay/single_step_err": "rad"}
+    data_attrs = {name: {"units": u} for name, u in units.items()}
+    for name, arr in c.data.items():
+        if name not in ("actions", "torques"):
+            data[name] = arr
+            if c.data_attrs.get(name):
+                data_attrs[name] = c.data_attrs[name]
+    attrs = {
+        "clip": ref_attrs["clip"], "method": method,
+        "method_params": act_attrs.get("method_params", "{}"),
+        "clip_sha256": ref_attrs["clip_sha256"], "model_sha256": ref_attrs["model_sha256"],
+        "frame_dt": ref.frame_dt, "physics_dt": ref.physics_dt, "substeps": ref.substeps,
+        "ground_shift_m": ref.ground_shift_m, "cycles": ref.cycles,
+        "package_version": __version__, "mujoco_version": mujoco.__version__,
+        "actuator_names": list(lay.actuator_names), "joint_names": list(JOINTS),
+        "replay_s": float(act_attrs.get("replay_s", np.nan)), "diverged_frame": int(ver.diverged_frame),
+        "reference_sha256": act_attrs["reference_sha256"],
+    }
+    attrs.update(row)
+    attrs = {k: v for k, v in attrs.items() if not (k in UNMEASURED_COLUMNS + ("replay_s",) and np.isnan(v))}
+    write_h5(out_h5, data, attrs, data_attrs)
+    write_csv(out_csv, pd.DataFrame([row], columns=list(METRIC_COLUMNS)), optional=UNMEASURED_COLUMNS)
 
 
 # ---------------------------------------------------------------- gains
@@ -299,47 +366,50 @@ def evaluate(reference_h5, actions_h5, out_h5, out_csv) -> None:
 def compute_gains(reference_h5, actions_h5, out_h5, *, threads: int = 1) -> None:
     """Reference + a method's actions -> the feedback controller around their
     replay (controller.feedback_gains): /gains (T, nu, 2nv), /states (T+1,
-    nstate) nominal states, /actions (T, nu)."""
+    nstate) nominal states, /actions (T, nu). The actions file must have
+    been computed from this reference (read_actions)."""
     from .controller import REGULARIZATION, feedback_gains
     from .problem import TrackingProblem
     ref, ref_attrs = load_reference(reference_h5)
     model = load_model(ref.physics_dt)
-    with h5py.File(actions_h5, "r") as f:
-        actions = f["actions"][()]
-        method = f.attrs.get("method", "")
-    if actions.shape != (ref.n_frames - 1, model.nu):
-        raise ValueError(f"{actions_h5}: actions have shape {actions.shape}, expected "
-                         f"{(ref.n_frames - 1, model.nu)} for {reference_h5}")
+    c = read_actions(actions_h5, reference_h5, ref)
+    actions, method = c["actions"], c.attrs["method"]
     start = time.perf_counter()
     states, gains = feedback_gains(TrackingProblem.build(model, ref, threads), actions)
     wall = time.perf_counter() - start
-    with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as f:
-        f["gains"] = gains
-        f["gains"].attrs["description"] = ("K_t: executed action = clip(actions[t] + gains[t] @ dx, -1, 1), dx the "
-                                           "state minus states[t] in MuJoCo's tangent space (qpos difference as "
-                                           "mj_differentiatePos, nv; then qvel difference, nv)")
-        f["gains"].attrs["units"] = "normalised action per tangent-state unit (rad, m, rad/s, m/s)"
-        f["states"] = states
-        f["states"].attrs["description"] = "nominal full physics states (mjSTATE_FULLPHYSICS) of the open-loop replay"
-        f["actions"] = actions
-        f["actions"].attrs["units"] = "normalised torque, ctrl in [-1, 1]"
-        for k, v in {"clip": ref_attrs["clip"], "method": method, "regularization": REGULARIZATION,
-                     "reference_sha256": _sha256(reference_h5), "wall_s": wall,
-                     "mujoco_version": mujoco.__version__, "package_version": __version__}.items():
-            f.attrs[k] = to_attr(v)
+    data_attrs = {
+        "gains": {"description": "K_t: executed action = clip(actions[t] + gains[t] @ dx, -1, 1), dx the "
+                                 "state minus states[t] in MuJoCo's tangent space (qpos difference as "
+                                 "mj_differentiatePos, nv; then qvel difference, nv)",
+                  "units": "normalised action per tangent-state unit (rad, m, rad/s, m/s)"},
+        "states": {"description": "nominal full physics states (mjSTATE_FULLPHYSICS) of the open-loop replay"},
+        "actions": {"units": ACTION_UNITS},
+    }
+    write_h5(out_h5, {"gains": gains, "states": states, "actions": actions},
+             {"clip": ref_attrs["clip"], "method": method, "regularization": REGULARIZATION,
+              "reference_sha256": _sha256(reference_h5), "wall_s": wall,
+              "mujoco_version": mujoco.__version__, "package_version": __version__},
+             data_attrs)
 
 
 # ---------------------------------------------------------------- gather
 
 def gather(csv_paths, out_csv) -> None:
     """Concatenate metric rows (CSV files with METRIC_COLUMNS) into one table."""
-    frames = []
-    for p in csv_paths:
-        df = pd.read_csv(p)
-        missing = [c for c in METRIC_COLUMNS if c not in df.columns]
-        if missing:
-            raise ValueError(f"{p}: missing metric columns {missing}")
-        frames.append(df)
+    frames = [read_metrics(p) for p in csv_paths]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(METRIC_COLUMNS))
-    with atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
+    write_csv(out_csv, table, optional=UNMEASURED_COLUMNS)
+
+
+# Metric columns that hold text (the rest are numbers, always finite).
+TEXT_COLUMNS = ("clip", "method", "status", "fall_reason")
+# Metric columns left empty for actions that compute_actions did not make
+# (no measured cost); never NaN or Inf.
+UNMEASURED_COLUMNS = ("wall_s", "cost_replays")
+
+
+def read_metrics(path) -> pd.DataFrame:
+    """A metric table ({method}.csv, comparison.csv, summary.csv), checked
+    (io.read_csv): every metric column, finite numbers."""
+    return read_csv(path, "metric table", METRIC_COLUMNS, text_columns=TEXT_COLUMNS,
+                    optional=UNMEASURED_COLUMNS)
