@@ -66,14 +66,15 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 
 
 def planned_outputs(workdir: Path, *args: str) -> set[str]:
-    """Output files of the jobs a dry run would execute."""
-    proc = snakemake(workdir, "-n", *args)
-    text = proc.stdout + proc.stderr
+    """Output files of the jobs a run would execute (``--summary``: its last
+    column says "update pending" for those; a dry run's job lines show each
+    rule's ``message:`` instead of its outputs)."""
+    proc = snakemake(workdir, "--summary", *args)
     outputs: set[str] = set()
-    for line in text.splitlines():
-        m = re.match(r"\s+output:\s+(.*)$", line)
-        if m:
-            outputs.update(p.strip() for p in m.group(1).split(","))
+    for line in proc.stdout.splitlines():
+        fields = line.split("\t")
+        if len(fields) > 2 and fields[-1] == "update pending":
+            outputs.add(fields[0])
     return outputs
 
 

@@ -6,14 +6,16 @@ rule actions:
         unpack(actions_input),
     output:
         "results/{clip}/actions/{method}.h5",
-    params:
-        method=method_params,
     log:
         "logs/actions/{clip}/{method}.log",
     benchmark:
         "benchmarks/out/actions/{clip}/{method}.tsv"
-    threads: method_threads
     conda:
         "../../environment.yml"
+    threads: method_threads
+    params:
+        method=method_params,
+    message:
+        "actions: method {wildcards.method} on clip {wildcards.clip}"
     script:
         "../scripts/actions.py"

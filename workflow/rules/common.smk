@@ -9,8 +9,11 @@ min_version("8.0")
 try:
     from mocap_refine import config as mr_config, run_record
 except ImportError:
-    # Not installed: use the package of this checkout.
-    sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+    # Not installed: use the package of this checkout (<repo>/src, two levels
+    # above this file, wherever Snakemake runs).
+    sys.path.insert(
+        0, str(Path(workflow.current_basedir.get_path_or_uri()) / "../../src")
+    )
     from mocap_refine import config as mr_config, run_record
 
 
@@ -22,15 +25,21 @@ except ImportError:
 # the command to run; so does a missing result (checked at the end of this file).
 REPORT_ONLY = run_record.is_report_invocation(sys.argv)
 if REPORT_ONLY:
-    _cli_config = dict(getattr(getattr(workflow, "config_settings", None), "config", None) or {})
+    _cli_config = dict(
+        getattr(getattr(workflow, "config_settings", None), "config", None) or {}
+    )
     try:
-        _recorded = run_record.report_selection(run_record.read_record(run_record.RECORD_PATH), _cli_config)
+        _recorded = run_record.report_selection(
+            run_record.read_record(run_record.RECORD_PATH), _cli_config
+        )
     except mr_config.ConfigError as err:
         raise WorkflowError(str(err)) from None
     if _recorded is not None:
         config["clips"], config["methods"] = _recorded
     # Name the clips and methods in the suggested command unless they are the configured ones.
-    REPORT_EXPLICIT = _recorded is not None or "clips" in _cli_config or "methods" in _cli_config
+    REPORT_EXPLICIT = (
+        _recorded is not None or "clips" in _cli_config or "methods" in _cli_config
+    )
 
 
 # ---- configuration --------------------------------------------------------
@@ -39,7 +48,11 @@ if REPORT_ONLY:
 
 try:
     # Same schema, one line per problem (snakemake's own message is verbose).
-    mr_config.validate_schema(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+    # source_path: relative to this file, also when the workflow is used as a
+    # module (snakedeploy) from another directory or a git repository.
+    mr_config.validate_schema(
+        config, workflow.source_path("../schemas/config.schema.yaml")
+    )
     mr_config.check_config(config, motions_dir="motions")
 except mr_config.ConfigError as err:
     raise WorkflowError(str(err)) from None
@@ -79,7 +92,11 @@ def all_outputs():
             outputs += [f"results/{clip}/{method}.h5", f"results/{clip}/{method}.csv"]
         # report.smk: the clip's comparison figure and tables, replay animations.
         outputs += [f"results/{clip}/comparison.{ext}" for ext in ("png", "md", "html")]
-        outputs += [f"results/{clip}/{m}{suffix}" for m in METHODS for suffix in (".gif", "_replay.html")]
+        outputs += [
+            f"results/{clip}/{m}{suffix}"
+            for m in METHODS
+            for suffix in (".gif", "_replay.html")
+        ]
     outputs.append("results/summary.csv")
     outputs += [f"results/summary.{ext}" for ext in ("png", "md", "html")]
     return outputs
@@ -118,4 +135,6 @@ def all_metric_csvs(wildcards):
 if REPORT_ONLY:
     _missing = [p for p in all_outputs() if not Path(p).exists()]
     if _missing:
-        raise WorkflowError(run_record.missing_files_message(_missing, CLIPS, METHODS, REPORT_EXPLICIT))
+        raise WorkflowError(
+            run_record.missing_files_message(_missing, CLIPS, METHODS, REPORT_EXPLICIT)
+        )

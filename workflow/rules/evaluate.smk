@@ -11,8 +11,10 @@ rule evaluate:
         "logs/evaluate/{clip}/{method}.log",
     benchmark:
         "benchmarks/out/evaluate/{clip}/{method}.tsv"
-    threads: 1
     conda:
         "../../environment.yml"
+    threads: 1
+    message:
+        "evaluate: replay of method {wildcards.method} on clip {wildcards.clip}"
     script:
         "../scripts/evaluate.py"

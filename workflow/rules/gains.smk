@@ -11,8 +11,10 @@ rule gains:
         "logs/gains/{clip}/{method}.log",
     benchmark:
         "benchmarks/out/gains/{clip}/{method}.tsv"
-    threads: 2
     conda:
         "../../environment.yml"
+    threads: 2
+    message:
+        "gains: feedback gains around method {wildcards.method} on clip {wildcards.clip}"
     script:
         "../scripts/gains.py"

@@ -8,9 +8,11 @@ rule comparison:
         "logs/gather/{clip}.log",
     benchmark:
         "benchmarks/out/gather/{clip}.tsv"
-    threads: 1
     conda:
         "../../environment.yml"
+    threads: 1
+    message:
+        f"comparison: clip {{wildcards.clip}}, methods {' '.join(METHODS)}"
     script:
         "../scripts/gather.py"
 
@@ -23,15 +25,17 @@ rule summary:
     output:
         "results/summary.csv",
         record="results/last_run.yaml",
-    params:
-        clips=CLIPS,
-        methods=METHODS,
     log:
         "logs/gather/summary.log",
     benchmark:
         "benchmarks/out/gather/summary.tsv"
-    threads: 1
     conda:
         "../../environment.yml"
+    threads: 1
+    params:
+        clips=CLIPS,
+        methods=METHODS,
+    message:
+        "summary: clips {params.clips}, methods {params.methods}"
     script:
         "../scripts/gather.py"

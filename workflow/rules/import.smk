@@ -11,8 +11,10 @@ rule import_clip:
         "benchmarks/out/import_clip/{clip}.tsv"
     wildcard_constraints:
         clip="|".join(DEEPMIMIC_CLIPS),
-    threads: 1
     conda:
         "../../environment.yml"
+    threads: 1
+    message:
+        "import_clip: DeepMimic clip {wildcards.clip} into motions/ (no method)"
     script:
         "../scripts/import_clip.py"

@@ -7,16 +7,18 @@ rule prepare:
     output:
         reference="results/{clip}/reference.h5",
         diagnostics="results/{clip}/diagnostics.csv",
-    params:
-        ground_correction=config["clip_options"]["ground_correction"],
-        cycles=clip_cycles,
-        physics_hz=config["physics"]["target_hz"],
     log:
         "logs/prepare/{clip}.log",
     benchmark:
         "benchmarks/out/prepare/{clip}.tsv"
-    threads: 1
     conda:
         "../../environment.yml"
+    threads: 1
+    params:
+        ground_correction=config["clip_options"]["ground_correction"],
+        cycles=clip_cycles,
+        physics_hz=config["physics"]["target_hz"],
+    message:
+        "prepare: clip {wildcards.clip} (reference and diagnostics; no method)"
     script:
         "../scripts/prepare.py"

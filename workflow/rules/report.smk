@@ -25,15 +25,17 @@ rule plot_clip:
             subcategory="{clip}",
             labels={"clip": "{clip}", "figure": "metric table"},
         ),
-    params:
-        methods=METHODS,
     log:
         "logs/report/plot_clip/{clip}.log",
     benchmark:
         "benchmarks/out/report/plot_clip/{clip}.tsv"
-    threads: 1
     conda:
         "../../environment.yml"
+    threads: 1
+    params:
+        methods=METHODS,
+    message:
+        "plot_clip: clip {wildcards.clip}, methods {params.methods}"
     script:
         "../scripts/plot_clip.py"
 
@@ -56,16 +58,18 @@ rule plot_summary:
             category="Summary",
             labels={"clip": "all clips", "figure": "metric tables"},
         ),
-    params:
-        methods=METHODS,
-        clips=CLIPS,
     log:
         "logs/report/plot_summary.log",
     benchmark:
         "benchmarks/out/report/plot_summary.tsv"
-    threads: 1
     conda:
         "../../environment.yml"
+    threads: 1
+    params:
+        methods=METHODS,
+        clips=CLIPS,
+    message:
+        "plot_summary: clips {params.clips}, methods {params.methods}"
     script:
         "../scripts/plot_summary.py"
 
@@ -88,8 +92,10 @@ rule animate:
         "logs/report/animate/{clip}/{method}.log",
     benchmark:
         "benchmarks/out/report/animate/{clip}/{method}.tsv"
-    threads: 1
     conda:
         "../../environment.yml"
+    threads: 1
+    message:
+        "animate: replay of method {wildcards.method} on clip {wildcards.clip}"
     script:
         "../scripts/animate.py"
