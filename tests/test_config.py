@@ -40,9 +40,10 @@ def test_known_names_match_package():
 
 
 def test_test_config_is_valid(tmp_path):
+    from mocap_refine.generate import write_generated_clip
     cfg = yaml.safe_load((REPO / "config" / "test_config.yaml").read_text())
     for clip in cfg["clips"]:
-        (tmp_path / f"{clip}.txt").write_text("{}")
+        write_generated_clip(tmp_path / f"{clip}.txt", seconds=0.2)
     mr_config.validate_schema(cfg, SCHEMA)
     mr_config.check_config(cfg, tmp_path)
 
@@ -79,7 +80,12 @@ def test_unknown_clip_needs_a_file(tmp_path):
     mr_config.validate_schema(cfg, SCHEMA)
     with pytest.raises(mr_config.ConfigError, match=r"unknown clip 'my_clip'.*my_clip\.txt"):
         mr_config.check_config(cfg, tmp_path)
+    # The file is read at config time: an empty JSON object is no clip.
     (tmp_path / "my_clip.txt").write_text("{}")
+    with pytest.raises(mr_config.ConfigError, match=r"clip 'my_clip': .*my_clip\.txt: not a DeepMimic clip"):
+        mr_config.check_config(cfg, tmp_path)
+    from mocap_refine.generate import write_generated_clip
+    write_generated_clip(tmp_path / "my_clip.txt", seconds=0.2)
     mr_config.check_config(cfg, tmp_path)
 
 

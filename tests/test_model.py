@@ -105,7 +105,14 @@ def test_substeps_for():
     assert substeps_for(1 / 30, 600) == (20, pytest.approx(1 / 600))
     n, dt = substeps_for(0.0625, 600)  # backflip: 37.5 -> 38 steps of 1.645 ms
     assert n == 38 and n * dt == pytest.approx(0.0625)
-    assert substeps_for(0.0001, 600)[0] == 1
+    assert substeps_for(1 / 30, 20) == (1, pytest.approx(1 / 30))  # 0.67 steps round to 1
+    # No whole step per frame, or no rate at all: refused, saying the lowest rate.
+    with pytest.raises(ValueError, match=r"physics rate 600 Hz gives no whole physics step per 0.0001 s frame.*"
+                                         r"at least 5000 Hz"):
+        substeps_for(0.0001, 600)
+    for bad in (0, -600, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="is not a positive number"):
+            substeps_for(1 / 30, bad)
 
 
 # ----------------------------------------------------------------- geometry

@@ -10,7 +10,16 @@ Semantic checks (things a JSON schema cannot say):
 * every clip is a DeepMimic humanoid clip name or has a file ``motions/{clip}.txt``;
 * every method is a known method;
 * a method's ``init`` names a known method other than itself, and following
-  ``init`` links never comes back to a method already visited (no cycles).
+  ``init`` links never comes back to a method already visited (no cycles);
+* every method block's settings, with the relations between them (typed
+  settings, or the method's own ``check_params``);
+* every clip named anywhere (``clips`` and ``clip_options.cycles``) exists,
+  loads (clip.load_clip: format and plausibility), loops when it has cycles,
+  has at least one physics step per frame at ``physics.target_hz``, and has a
+  Nyquist frequency above invdyn's butterworth cutoff when invdyn runs.
+
+All of this runs at Snakemake parse time and at ``mocap-refine run``'s
+start, before the first job: every problem is reported, one per line.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ __all__ = [
     "init_chain",
     "required_actions",
     "clip_cycles",
+    "clip_file",
 ]
 
 class ConfigError(ValueError):
@@ -220,6 +230,13 @@ def check_config(config: Mapping, motions_dir: str | Path = "motions") -> None:
                 f"config clips: unknown clip {clip!r}: it is not a DeepMimic clip "
                 f"({', '.join(clips_known)}) and there is no file {motions_dir / (clip + '.txt')}"
             )
+    cycles = dict((config.get("clip_options") or {}).get("cycles") or {})
+    for clip in cycles:
+        if clip not in clips_known and not (motions_dir / f"{clip}.txt").is_file():
+            problems.append(
+                f"config clip_options.cycles: unknown clip {clip!r}: it is not a DeepMimic clip "
+                f"and there is no file {motions_dir / (clip + '.txt')} (misspelt?)"
+            )
 
     methods = list(config.get("methods", []))
     for method in methods:
@@ -249,25 +266,102 @@ def check_config(config: Mapping, motions_dir: str | Path = "motions") -> None:
                 break
 
     problems += _settings_problems(config, methods_known)
+    problems += _clip_problems(config, motions_dir)
 
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 
 
 def _settings_problems(config: Mapping, methods_known) -> list[str]:
-    """Every problem of the method blocks that have typed settings
-    (ranges and relations the schema cannot express)."""
+    """Every problem of the method blocks (ranges and relations the schema
+    cannot express): typed settings through settings.from_block, the
+    others through their module's ``check_params``."""
+    import importlib
+
     from .methods import get_spec
     from .settings import SettingsError, from_block
     problems = []
     for method in methods_known:
-        cls = get_spec(method).settings_class()
-        if cls is None or method not in config:
+        spec = get_spec(method)
+        cls = spec.settings_class()
+        if method not in config:
+            continue
+        if cls is None:
+            check = getattr(importlib.import_module(spec.module, "mocap_refine.methods"), "check_params", None)
+            try:
+                if check is not None:
+                    check(method_params(config, method))
+            except (ValueError, TypeError) as err:
+                problems.append(f"config {err}")
             continue
         try:
             from_block(cls, config.get(method), method)
         except SettingsError as err:
             problems += [f"config {line.strip()}" for line in str(err).splitlines()[1:]]
+    return problems
+
+
+def clip_file(clip: str, motions_dir: str | Path = "motions") -> Path | None:
+    """The file clip `clip` is read from: motions/{clip}.txt when it exists,
+    else pybullet_data's copy of a DeepMimic clip (what import_clip copies);
+    None when there is neither."""
+    path = Path(motions_dir) / f"{clip}.txt"
+    if path.is_file():
+        return path
+    if clip in known_clips():
+        try:
+            from .pipeline import pybullet_clip_path
+            return pybullet_clip_path(clip)
+        except FileNotFoundError:
+            return None
+    return None
+
+
+def _clip_problems(config: Mapping, motions_dir: Path) -> list[str]:
+    """Problems of each clip named in the config that only its file shows:
+    the file itself (clip.load_clip: format, plausibility), cycles on a clip
+    that does not loop, a physics rate with no whole step per frame, invdyn's
+    butterworth cutoff at or above the clip's Nyquist frequency."""
+    from .clip import ClipError, load_clip
+    from .model import substeps_for
+    from .reference import uniform_frame_dt
+
+    problems = []
+    clips = list(config.get("clips", []))
+    cycles = dict((config.get("clip_options") or {}).get("cycles") or {})
+    physics_hz = (config.get("physics") or {}).get("target_hz", 600.0)
+    try:
+        runs_invdyn = "invdyn" in required_actions(config)
+    except ConfigError:  # an init cycle, reported by check_config
+        runs_invdyn = "invdyn" in config.get("methods", [])
+    invdyn = method_params(config, "invdyn")
+    cutoff = invdyn.get("smoothing_cutoff_hz", 6.0)
+    if not (runs_invdyn and invdyn.get("smoothing") == "butterworth" and isinstance(cutoff, (int, float))):
+        cutoff = None
+    for clip in dict.fromkeys(clips + list(cycles)):
+        path = clip_file(clip, motions_dir)
+        if path is None:
+            continue
+        try:
+            data = load_clip(path)
+        except ClipError as err:
+            problems.append(f"config clips: clip {clip!r}: {err}")
+            continue
+        n = cycles.get(clip, 1)
+        if isinstance(n, int) and n > 1 and data.loop != "wrap":
+            problems.append(f"config clip_options.cycles.{clip}: {n} cycles need a looping clip, but {path} "
+                            f"has \"Loop\": \"{data.loop}\" (only \"wrap\" clips repeat)")
+        if clip not in clips:
+            continue
+        frame_dt, _ = uniform_frame_dt(data)
+        try:
+            substeps_for(frame_dt, physics_hz)
+        except ValueError as err:
+            problems.append(f"config physics.target_hz: clip {clip!r} ({path}): {err}")
+        if cutoff is not None and cutoff >= 0.5 / frame_dt:
+            problems.append(f"config invdyn.smoothing_cutoff_hz: {cutoff:g} Hz is not below the Nyquist "
+                            f"frequency {0.5 / frame_dt:g} Hz of clip {clip!r} ({path}, frames of "
+                            f"{frame_dt:.6g} s); choose a cutoff below {0.5 / frame_dt:g} Hz")
     return problems
 
 

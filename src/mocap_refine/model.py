@@ -16,6 +16,7 @@ local -y.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import mujoco
@@ -194,8 +195,19 @@ def smooth_contact_model(model: mujoco.MjModel) -> mujoco.MjModel:
 
 def substeps_for(frame_dt: float, physics_hz: float = DEFAULT_PHYSICS_HZ) -> tuple[int, float]:
     """Integer physics substeps per mocap frame and the physics timestep (s)
-    that makes them fit the frame exactly."""
-    n = max(1, int(round(frame_dt * physics_hz)))
+    that makes them fit the frame exactly. A rate that is not a positive
+    number, or below half the frame rate (no whole physics step per frame),
+    is a ValueError saying the lowest rate allowed."""
+    ok = isinstance(physics_hz, (int, float)) and not isinstance(physics_hz, bool)
+    if not (ok and math.isfinite(physics_hz) and physics_hz > 0):
+        raise ValueError(f"physics rate {physics_hz!r} Hz is not a positive number")
+    if not (math.isfinite(frame_dt) and frame_dt > 0):
+        raise ValueError(f"frame duration {frame_dt!r} s is not a positive number")
+    n = int(round(frame_dt * physics_hz))
+    if n < 1:
+        raise ValueError(f"physics rate {physics_hz:g} Hz gives no whole physics step per {frame_dt:.6g} s frame "
+                         f"(frame rate {1 / frame_dt:.6g} Hz); use at least {0.5 / frame_dt:.6g} Hz "
+                         f"(600 Hz is the default)")
     return n, frame_dt / n
 
 

@@ -194,7 +194,10 @@ def build_reference(clip: Clip, *, ground_correction: bool = True, cycles: int =
     if cycles > 1 and clip.loop != "wrap":
         raise ClipError(f"{clip.path}: cycles={cycles} needs a looping clip (Loop: wrap), this one is Loop: {clip.loop}")
     frame_dt, resample = uniform_frame_dt(clip)
-    substeps, physics_dt = substeps_for(frame_dt, physics_hz)
+    try:
+        substeps, physics_dt = substeps_for(frame_dt, physics_hz)
+    except ValueError as err:
+        raise ClipError(f"{clip.path}: {err}") from None
     model = load_model(physics_dt)
     base = frames_to_qpos(model, clip.frames)
     if resample:

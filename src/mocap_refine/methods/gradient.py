@@ -124,6 +124,10 @@ def _params(params: dict) -> dict:
     return p
 
 
+# The config checks (config.check_config) call it before any job runs.
+check_params = _params
+
+
 def _replay_stats(model, ref, actions, w, pool, state0):
     roll = simulate_frames(model, state0, actions, ref.substeps, pool)
     _, q, v = split_state(model, roll.states[0])
