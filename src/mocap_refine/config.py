@@ -43,6 +43,8 @@ __all__ = [
     "required_actions",
     "clip_cycles",
     "clip_file",
+    "dataset_settings",
+    "dataset_split",
 ]
 
 class ConfigError(ValueError):
@@ -267,6 +269,7 @@ def check_config(config: Mapping, motions_dir: str | Path = "motions") -> None:
 
     problems += _settings_problems(config, methods_known)
     problems += _clip_problems(config, motions_dir)
+    problems += _dataset_problems(config, clips_known, motions_dir)
 
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
@@ -363,6 +366,42 @@ def _clip_problems(config: Mapping, motions_dir: Path) -> list[str]:
                             f"frequency {0.5 / frame_dt:g} Hz of clip {clip!r} ({path}, frames of "
                             f"{frame_dt:.6g} s); choose a cutoff below {0.5 / frame_dt:g} Hz")
     return problems
+
+
+def _dataset_problems(config: Mapping, clips_known, motions_dir: Path) -> list[str]:
+    """Problems of the `dataset` block: its settings, and validation clips
+    that are no clip at all (a typo would silently train on that clip)."""
+    from .dataset import DatasetSettings
+    from .settings import SettingsError, from_block
+    problems = []
+    try:
+        from_block(DatasetSettings, config.get("dataset"), "dataset")
+    except SettingsError as err:
+        problems += [f"config {line.strip()}" for line in str(err).splitlines()[1:]]
+    names = (config.get("dataset") or {}).get("validation_clips") or []
+    problems += [f"config dataset.validation_clips: unknown clip {clip!r}: it is not a DeepMimic clip and "
+                 f"there is no file {motions_dir / (clip + '.txt')}"
+                 for clip in (names if isinstance(names, (list, tuple)) else [])
+                 if isinstance(clip, str) and clip not in clips_known and clip not in config.get("clips", [])
+                 and not (motions_dir / f"{clip}.txt").is_file()]
+    return problems
+
+
+def dataset_settings(config: Mapping):
+    """The `dataset` block as mocap_refine.dataset.DatasetSettings."""
+    from .dataset import DatasetSettings
+    from .settings import from_block
+    return from_block(DatasetSettings, config.get("dataset"), "dataset")
+
+
+def dataset_split(config: Mapping) -> tuple[list[str], list[str]]:
+    """(train, validation) clips of the dataset of the configured clips;
+    ConfigError when dataset.validation_clips leaves no clip to train on."""
+    from .dataset import split_clips
+    try:
+        return split_clips(list(config["clips"]), dataset_settings(config).validation_clips)
+    except ValueError as err:
+        raise ConfigError(f"config {err}") from None
 
 
 def load_config(

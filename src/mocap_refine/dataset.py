@@ -32,7 +32,7 @@ import hashlib
 import json
 import platform
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import h5py
@@ -44,6 +44,7 @@ from .controller import feedback_action
 from .io import atomic_path
 from .metrics import FALL_REASONS, fall_flags, first_fall, imitation_reward, reference_contact_near
 from .model import humanoid_xml, layout, load_model
+from .settings import setting
 from .sim import DataPool, make_state, simulate_frames, split_state
 
 FORMAT = "mocap_refine.dataset"
@@ -53,34 +54,26 @@ _FREE, _BALL, _HINGE = (int(mujoco.mjtJoint.mjJNT_FREE), int(mujoco.mjtJoint.mjJ
 ACTION_UNITS = "normalised torque in [-1, 1] (x action_torque_limit = N m)"
 
 
+DATASET_SUMMARY = ("the policy-ready dataset results/dataset/{method}.h5 (rule dataset): noisy controller "
+                   "rollouts, split, normalisation statistics")
+
+
 @dataclass(frozen=True)
 class DatasetSettings:
-    """The config's `dataset` block (workflow/schemas/config.schema.yaml
-    mirrors these defaults; tests/test_dataset.py checks it).
-
-    noisy_rollouts: controller rollouts with action noise per clip.
-    action_noise: std of the Gaussian noise added to each executed action
-        (normalised units; MoCapAct uses 0.1, PHC 0.05).
-    seed: seeds the noise and the start frames (with the clip name and the
-        rollout index, so a clip's rollouts do not depend on the other clips).
-    body_positions: also observe every body's world position (m).
-    validation_clips: clips that go to the validation split (the others train).
-    """
-    noisy_rollouts: int = 20
-    action_noise: float = 0.05
-    seed: int = 0
-    body_positions: bool = False
-    validation_clips: tuple = field(default_factory=tuple)
-
-    @classmethod
-    def from_block(cls, block: dict | None) -> "DatasetSettings":
-        block = dict(block or {})
-        unknown = set(block) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"dataset settings: unknown keys {sorted(unknown)}")
-        if "validation_clips" in block:
-            block["validation_clips"] = tuple(block["validation_clips"] or ())
-        return cls(**block)
+    """The config's `dataset` block; the schema block, the config file's
+    defaults and the config checks are generated from these declarations
+    (python -m mocap_refine.settings)."""
+    noisy_rollouts: int = setting(20, "feedback-controller rollouts with action noise per clip, each from a "
+                                  "random start frame", minimum=0, maximum=100000)
+    action_noise: float = setting(0.05, "standard deviation of the Gaussian noise added to each executed "
+                                  "action (MoCapAct uses 0.1, PHC 0.05)", minimum=0.0, maximum=2.0,
+                                  unit="normalised action units")
+    seed: int = setting(0, "seeds the noise and start frames, with the clip name and rollout index (a clip's "
+                        "rollouts do not depend on the other clips)", minimum=0, maximum=2 ** 32 - 1)
+    body_positions: bool = setting(False, "also observe every body's world position (m)")
+    validation_clips: tuple[str, ...] = setting(("jump",), "clips of the validation split, the others train "
+                                                "(each must be a clip name; names not in the dataset are "
+                                                "ignored; a dataset needs one training clip)")
 
 
 # ---------------------------------------------------------------- model and observations

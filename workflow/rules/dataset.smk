@@ -1,0 +1,57 @@
+def dataset_inputs(wildcards):
+    """Per configured clip, in config order: its reference and the gains of
+    the method's actions. A split that leaves no training clip stops here,
+    before any job runs."""
+    try:
+        mr_config.dataset_split(config)
+    except mr_config.ConfigError as err:
+        raise WorkflowError(str(err)) from None
+    return {
+        "reference": expand("results/{clip}/reference.h5", clip=CLIPS),
+        "gains": expand(
+            "results/{clip}/gains/{method}.h5", clip=CLIPS, method=wildcards.method
+        ),
+    }
+
+
+rule dataset:
+    """The policy-ready dataset of the configured clips for one method's
+    actions (mocap_refine.dataset, docs/dataset.md). Built on request, e.g.
+    snakemake --cores 2 results/dataset/track.h5."""
+    input:
+        unpack(dataset_inputs),
+    output:
+        "results/dataset/{method}.h5",
+    params:
+        clips=CLIPS,
+        settings=lambda wildcards: config.get("dataset") or {},
+    log:
+        "logs/dataset/{method}.log",
+    benchmark:
+        "benchmarks/out/dataset/{method}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    message:
+        "dataset: clips {params.clips} with method {wildcards.method}"
+    script:
+        "../scripts/dataset.py"
+
+
+rule minari:
+    """The dataset as Minari datasets, one per clip
+    (mocap_refine/{clip}/{method}-v0), replayed in the real environment
+    mocap_refine/Tracking-v0 (mocap_refine.minari_export). On request."""
+    input:
+        "results/dataset/{method}.h5",
+    output:
+        directory("results/dataset/minari/{method}"),
+    log:
+        "logs/minari/{method}.log",
+    conda:
+        "../../environment.yml"
+    threads: 1
+    message:
+        "minari: export of results/dataset/{wildcards.method}.h5"
+    script:
+        "../scripts/minari.py"
