@@ -95,8 +95,9 @@ def _workflow_copy(work: Path) -> Path:
     for name in ("Snakefile", "environment.yml"):
         if (REPO / name).exists():
             shutil.copy2(REPO / name, work / name)
-    for name in ("workflow", "config"):
-        shutil.copytree(REPO / name, work / name)
+    for name in ("workflow", "config", ".test", "profiles"):
+        if (REPO / name).exists():
+            shutil.copytree(REPO / name, work / name, symlinks=True)
     (work / "motions").mkdir()
     return work
 

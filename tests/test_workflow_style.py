@@ -80,3 +80,23 @@ def test_both_entry_points_plan_the_same_jobs(snakefile):
     # (--forceall: whatever results/ already holds).
     assert re.search(r"^evaluate\s+75$", out, flags=re.M), out
     assert re.search(r"^all\s+1$", out, flags=re.M), out
+
+
+def test_dot_test_holds_the_test_config_and_its_generated_clips(tmp_path):
+    """.test/ (the catalogue's test set-up) runs config/test_config.yaml on
+    clips that are the generator's output for the seeds the tests use."""
+    import json
+
+    import numpy as np
+    import yaml
+
+    from mocap_refine.generate import write_generated_clip
+
+    config = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
+    assert config == yaml.safe_load((REPO / "config" / "test_config.yaml").read_text())
+    for seed, clip in enumerate(config["clips"]):
+        write_generated_clip(tmp_path / f"{clip}.txt", seconds=0.5, frame_dt=1 / 30, seed=seed)
+        fresh = json.loads((tmp_path / f"{clip}.txt").read_text())
+        stored = json.loads((REPO / ".test" / "motions" / f"{clip}.txt").read_text())
+        assert stored["Loop"] == fresh["Loop"]
+        np.testing.assert_allclose(np.array(stored["Frames"]), np.array(fresh["Frames"]), rtol=0, atol=1e-9)
