@@ -13,6 +13,9 @@ rule actions:
     conda:
         "../../environment.yml"
     threads: method_threads
+    resources:
+        runtime=job_runtime_min,
+        mem_mb=job_mem_mb,
     params:
         method=method_params,
     message:

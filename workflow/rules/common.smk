@@ -7,14 +7,14 @@ from snakemake.utils import min_version, validate
 min_version("8.0")
 
 try:
-    from mocap_refine import config as mr_config, run_record
+    from mocap_refine import config as mr_config, resources as mr_resources, run_record
 except ImportError:
     # Not installed: use the package of this checkout (<repo>/src, two levels
     # above this file, wherever Snakemake runs).
     sys.path.insert(
         0, str(Path(workflow.current_basedir.get_path_or_uri()) / "../../src")
     )
-    from mocap_refine import config as mr_config, run_record
+    from mocap_refine import config as mr_config, resources as mr_resources, run_record
 
 
 # ---- report of the last run -------------------------------------------------
@@ -118,6 +118,32 @@ def method_params(wildcards):
 
 def method_threads(wildcards):
     return METHOD_THREADS[wildcards.method]
+
+
+# ---- cluster resources ------------------------------------------------------
+# runtime (minutes) and mem_mb of every rule from measured figures
+# (workflow/resources.yaml, written by benchmarks/rule_resources.py), scaled
+# to the job's clip: mocap_refine.resources. Threads: METHOD_THREADS.
+RULE_FIGURES = mr_resources.load_figures(workflow.source_path("../resources.yaml"))
+
+
+def job_runtime_min(wildcards, input, rulename):
+    """Minutes: the rule's (and method's) measured seconds per clip second x
+    the clip's length, read from the job's first input (evaluated again once
+    that input exists)."""
+    fig = mr_resources.figure(
+        RULE_FIGURES, rulename, getattr(wildcards, "method", None)
+    )
+    return mr_resources.runtime_min(
+        fig, mr_resources.job_clip_seconds(input), len(CLIPS)
+    )
+
+
+def job_mem_mb(wildcards, rulename):
+    """MB: the rule's (and method's) measured peak memory with a margin."""
+    return mr_resources.mem_mb(
+        mr_resources.figure(RULE_FIGURES, rulename, getattr(wildcards, "method", None))
+    )
 
 
 def clip_cycles(wildcards):

@@ -14,6 +14,9 @@ rule evaluate:
     conda:
         "../../environment.yml"
     threads: 1
+    resources:
+        runtime=job_runtime_min,
+        mem_mb=job_mem_mb,
     message:
         "evaluate: replay of method {wildcards.method} on clip {wildcards.clip}"
     script:

@@ -14,6 +14,9 @@ rule gains:
     conda:
         "../../environment.yml"
     threads: 2
+    resources:
+        runtime=job_runtime_min,
+        mem_mb=job_mem_mb,
     message:
         "gains: feedback gains around method {wildcards.method} on clip {wildcards.clip}"
     script:

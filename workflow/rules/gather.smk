@@ -11,6 +11,9 @@ rule comparison:
     conda:
         "../../environment.yml"
     threads: 1
+    resources:
+        runtime=job_runtime_min,
+        mem_mb=job_mem_mb,
     message:
         f"comparison: clip {{wildcards.clip}}, methods {' '.join(METHODS)}"
     script:
@@ -32,6 +35,9 @@ rule summary:
     conda:
         "../../environment.yml"
     threads: 1
+    resources:
+        runtime=job_runtime_min,
+        mem_mb=job_mem_mb,
     params:
         clips=CLIPS,
         methods=METHODS,

@@ -14,6 +14,9 @@ rule import_clip:
     conda:
         "../../environment.yml"
     threads: 1
+    resources:
+        runtime=job_runtime_min,
+        mem_mb=job_mem_mb,
     message:
         "import_clip: DeepMimic clip {wildcards.clip} into motions/ (no method)"
     script:

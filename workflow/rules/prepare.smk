@@ -14,6 +14,9 @@ rule prepare:
     conda:
         "../../environment.yml"
     threads: 1
+    resources:
+        runtime=job_runtime_min,
+        mem_mb=job_mem_mb,
     params:
         ground_correction=config["clip_options"]["ground_correction"],
         cycles=clip_cycles,

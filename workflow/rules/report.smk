@@ -32,6 +32,9 @@ rule plot_clip:
     conda:
         "../../environment.yml"
     threads: 1
+    resources:
+        runtime=job_runtime_min,
+        mem_mb=job_mem_mb,
     params:
         methods=METHODS,
     message:
@@ -65,6 +68,9 @@ rule plot_summary:
     conda:
         "../../environment.yml"
     threads: 1
+    resources:
+        runtime=job_runtime_min,
+        mem_mb=job_mem_mb,
     params:
         methods=METHODS,
         clips=CLIPS,
@@ -95,6 +101,9 @@ rule animate:
     conda:
         "../../environment.yml"
     threads: 1
+    resources:
+        runtime=job_runtime_min,
+        mem_mb=job_mem_mb,
     message:
         "animate: replay of method {wildcards.method} on clip {wildcards.clip}"
     script:
