@@ -81,6 +81,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))
     ap.add_argument("--table-out", help="also write the Markdown table here")
+    ap.add_argument("--work", help="keep the references and actions in this folder (default: a temporary one); "
+                    "files already there are reused")
     ap.add_argument("--render", nargs="+", metavar="CSV",
                     help="only render the table of earlier runs' CSVs (several: rows of all)")
     args = ap.parse_args()
@@ -97,7 +99,7 @@ def main() -> None:
         config[key] = {**(config.get(key) or {}), **block}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = Path(args.work) if args.work else Path(tmp)
         clips = clip_files(args.set, work)
         if args.clips:
             clips = {k: v for k, v in clips.items() if k in args.clips}

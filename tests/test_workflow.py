@@ -266,3 +266,21 @@ def test_one_method_target_runs_on_its_own(tmp_path):
     snakemake(work, "--cores", "2", gains)
     with h5py.File(work / gains) as h5:
         assert h5["gains"].shape == (h5["actions"].shape[0], N_ACTUATED, 68)  # 2 nv tangent state
+
+
+def test_dataset_and_minari_rules(workdir):
+    # The dataset of the configured clips (test config: 2 noisy rollouts per
+    # clip, gen_b for validation) from the run's invdyn actions: only the
+    # gains and the dataset are new jobs; then its Minari export.
+    target = "results/dataset/invdyn.h5"
+    assert planned_outputs(workdir, "--cores", "2", target) == {
+        target, "results/gen_a/gains/invdyn.h5", "results/gen_b/gains/invdyn.h5"}
+    snakemake(workdir, "--cores", "2", target, "results/dataset/minari/invdyn")
+    with h5py.File(workdir / target) as h5:
+        assert [c.decode() for c in h5["split/validation"][()]] == ["gen_b"]
+        assert sorted(h5["clips/gen_a/noisy"]) == ["0", "1"] and h5.attrs["method"] == "invdyn"
+    assert (workdir / "results/dataset/minari/invdyn/mocap_refine/gen_b/invdyn-v0/data/main_data.hdf5").is_file()
+    # A split without a training clip stops before any job, naming the key.
+    proc = snakemake(workdir, "-n", target, "--config", "dataset={validation_clips: [gen_a, gen_b]}", check=False)
+    assert proc.returncode != 0 and "dataset.validation_clips" in proc.stdout + proc.stderr
+    assert "no clip is left to train on" in proc.stdout + proc.stderr

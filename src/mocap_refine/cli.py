@@ -21,11 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
 from . import pipeline
-from .clip import ClipError
 from .logs import route_mujoco_warnings
 
 
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="mocap-refine", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    ap.add_argument("--debug", action="store_true", help="on an error, show the Python traceback")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="all stages for one clip, as the workflow does")
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="config/config.yaml")
     p.add_argument("--motions", default="motions")
     p.add_argument("--results", default="results")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=_positive_int, default=2)
     p.set_defaults(func=_run)
 
     p = sub.add_parser("import-clip", help="copy a DeepMimic clip from pybullet_data")
@@ -91,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("reference")
     p.add_argument("diagnostics")
     p.add_argument("--no-ground-correction", action="store_true")
-    p.add_argument("--cycles", type=int, default=1)
-    p.add_argument("--physics-hz", type=float, default=600.0)
+    p.add_argument("--cycles", type=_positive_int, default=1)
+    p.add_argument("--physics-hz", type=_positive_float, default=600.0)
     p.set_defaults(func=lambda a: pipeline.prepare(a.clip, a.reference, a.diagnostics,
                                                    ground_correction=not a.no_ground_correction,
                                                    cycles=a.cycles, physics_hz=a.physics_hz))
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out")
     p.add_argument("--params", default="{}", help="method parameters as JSON")
     p.add_argument("--init-h5", default=None)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=_positive_int, default=1)
     p.set_defaults(func=lambda a: pipeline.compute_actions(a.reference, a.method, _json(a.params), a.out,
                                                            init_h5=a.init_h5, threads=a.threads))
 
@@ -118,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("reference")
     p.add_argument("actions")
     p.add_argument("out")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=_positive_int, default=1)
     p.set_defaults(func=lambda a: pipeline.compute_gains(a.reference, a.actions, a.out, threads=a.threads))
 
     p = sub.add_parser("gather", help="concatenate metric CSVs")
@@ -138,16 +139,127 @@ def _json(text: str) -> dict:
     return value
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (threads, cycles)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (rates)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+# Per command: the arguments that are input files, and the output files with
+# the suffix each must have (a swapped pair of outputs is caught before any
+# work: an HDF5 file is never written under a .csv name).
+H5_SUFFIXES = (".h5", ".hdf5", ".hdf")
+FILES = {
+    "import-clip": ((), (("out", ".txt"),)),
+    "prepare": (("clip",), (("reference", ".h5"), ("diagnostics", ".csv"))),
+    "actions": (("reference", "init_h5"), (("out", ".h5"),)),
+    "evaluate": (("reference", "actions"), (("out_h5", ".h5"), ("out_csv", ".csv"))),
+    "gains": (("reference", "actions"), (("out", ".h5"),)),
+    "gather": (("csvs",), (("out", ".csv"),)),
+}
+
+
+def check_paths(args) -> None:
+    """Refuse, before any work, output paths that cannot be right: the wrong
+    suffix (arguments in the wrong order), a folder, a path under a file,
+    an output that is also an input, two outputs at one path (ValueError,
+    one sentence naming the path)."""
+    inputs, outputs = FILES.get(args.command, ((), ()))
+    given = []
+    for name in inputs:
+        value = getattr(args, name, None)
+        given += [Path(v) for v in (value if isinstance(value, list) else [value]) if v]
+    seen = {}
+    for name, suffix in outputs:
+        path = Path(getattr(args, name))
+        ok = path.suffix.lower() in (H5_SUFFIXES if suffix == ".h5" else (suffix,))
+        if not ok:
+            raise ValueError(f"{path}: the {name.replace('_', ' ')} output must end in {suffix}; are the file "
+                             f"arguments in the right order? (mocap-refine {args.command} --help)")
+        if path.is_dir():
+            raise ValueError(f"{path}: is a folder; the {name.replace('_', ' ')} output must be a file path")
+        for anc in path.parents:
+            if anc.exists() and not anc.is_dir():
+                raise ValueError(f"{path}: cannot be created: {anc} is a file, not a folder")
+        if any(path.resolve() == p.resolve() for p in given):
+            raise ValueError(f"{path}: is an input of this command too; writing it would destroy the "
+                             "input; choose another output path")
+        if path.resolve() in seen:
+            raise ValueError(f"{path}: given as both the {seen[path.resolve()]} and the {name} output")
+        seen[path.resolve()] = name
+
+
+def _command_files(args) -> list:
+    """The files a command reads and writes (for errors that name none)."""
+    if args.command == "run":
+        return [args.config, Path(args.results) / args.clip]
+    inputs, outputs = FILES.get(args.command, ((), ()))
+    files = []
+    for name in list(inputs) + [n for n, _ in outputs]:
+        value = getattr(args, name, None)
+        files += [v for v in (value if isinstance(value, list) else [value]) if v]
+    return files
+
+
+def error_lines(err: BaseException) -> list[str]:
+    """One line per problem: a message listing problems under a heading
+    ("invalid configuration:" then one per line) gives its problems."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        lines = lines[1:]
+    return lines or [type(err).__name__]
+
+
 def main(argv=None) -> int:
+    """Run one command. Errors: one line per problem on stderr, exit status
+    2 (bad input or files) or 1 (unexpected: a bug), 130 on Ctrl-C; --debug
+    shows the traceback instead."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(message)s")
     route_mujoco_warnings()
     try:
+        check_paths(args)
         args.func(args)
-    except (ClipError, ValueError, FileNotFoundError, NotImplementedError) as e:
-        print(f"mocap-refine: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("mocap-refine: interrupted; outputs are written whole or not at all, rerun to finish",
+              file=sys.stderr)
+        return 130
+    except (ValueError, OSError, NotImplementedError, RuntimeError) as e:
+        # ClipError, ConfigError, SettingsError, io.FileProblem are
+        # ValueErrors; io.WriteError an OSError; all name their file.
+        if args.debug:
+            raise
+        files = _command_files(args)
+        for line in error_lines(e):
+            if files and not any(str(f) in line for f in files):
+                line += f" (in `mocap-refine {args.command}` on {', '.join(map(str, files[:3]))})"
+            print(f"mocap-refine: error: {line}", file=sys.stderr)
         return 2
+    except Exception as e:
+        if args.debug:
+            raise
+        print(f"mocap-refine: error: unexpected {type(e).__name__} in `{args.command}`: {e} "
+              "(a bug; rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -117,10 +117,15 @@ def load_clip(path) -> Clip:
     kept on the Clip.
     """
     path = str(path)
+    if Path(path).is_dir():
+        _fail(path, "is a folder, not a clip file")
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
         raise ClipError(f"{path}: cannot read clip file ({e.strerror})") from e
+    except UnicodeDecodeError as e:
+        _fail(path, f"not a text clip file: byte {e.start} (0x{e.object[e.start]:02x}) is not UTF-8 text; "
+                    "a DeepMimic clip is JSON text (a binary, HDF5 or Latin-1 file given as a clip?)")
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
@@ -247,6 +252,9 @@ def write_clip(path, frames: np.ndarray, loop: str = "none") -> None:
     """Write (T, 44) frames as a DeepMimic clip file (atomically)."""
     from .io import atomic_path
     frames = np.asarray(frames, dtype=float)
+    if not np.isfinite(frames).all():
+        i, k = np.argwhere(~np.isfinite(frames))[0]
+        raise ValueError(f"{path}: not written: frame {i}, {COLUMN_NAMES[k]} (value {k}) is {frames[i, k]}")
     obj = {"Loop": loop, "Frames": [[float(f"{v:.12g}") for v in fr] for fr in frames]}
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(obj, indent=0))

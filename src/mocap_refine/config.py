@@ -369,22 +369,16 @@ def _clip_problems(config: Mapping, motions_dir: Path) -> list[str]:
 
 
 def _dataset_problems(config: Mapping, clips_known, motions_dir: Path) -> list[str]:
-    """Problems of the `dataset` block: its settings, and validation clips
-    that are no clip at all (a typo would silently train on that clip)."""
+    """Problems of the `dataset` block's settings. Its validation clips are
+    checked against the configured clips by dataset_split, when a dataset is
+    asked for (a run on fewer clips with --config clips=... stays valid)."""
     from .dataset import DatasetSettings
     from .settings import SettingsError, from_block
-    problems = []
     try:
         from_block(DatasetSettings, config.get("dataset"), "dataset")
     except SettingsError as err:
-        problems += [f"config {line.strip()}" for line in str(err).splitlines()[1:]]
-    names = (config.get("dataset") or {}).get("validation_clips") or []
-    problems += [f"config dataset.validation_clips: unknown clip {clip!r}: it is not a DeepMimic clip and "
-                 f"there is no file {motions_dir / (clip + '.txt')}"
-                 for clip in (names if isinstance(names, (list, tuple)) else [])
-                 if isinstance(clip, str) and clip not in clips_known and clip not in config.get("clips", [])
-                 and not (motions_dir / f"{clip}.txt").is_file()]
-    return problems
+        return [f"config {line.strip()}" for line in str(err).splitlines()[1:]]
+    return []
 
 
 def dataset_settings(config: Mapping):
@@ -398,8 +392,15 @@ def dataset_split(config: Mapping) -> tuple[list[str], list[str]]:
     """(train, validation) clips of the dataset of the configured clips;
     ConfigError when dataset.validation_clips leaves no clip to train on."""
     from .dataset import split_clips
+    validation = dataset_settings(config).validation_clips
+    unknown = [c for c in validation if c not in config["clips"]]
+    if unknown:
+        raise ConfigError(f"config dataset.validation_clips: {', '.join(map(repr, unknown))} "
+                          f"{'is' if len(unknown) == 1 else 'are'} not among the configured clips "
+                          f"({', '.join(config['clips'])}); a validation clip must be one of `clips` "
+                          "(a misspelt name would otherwise train on every clip)")
     try:
-        return split_clips(list(config["clips"]), dataset_settings(config).validation_clips)
+        return split_clips(list(config["clips"]), validation)
     except ValueError as err:
         raise ConfigError(f"config {err}") from None
 
@@ -417,14 +418,35 @@ def load_config(
     ``motions_dir`` defaults to ``motions/`` next to the config's folder
     (``config/config.yaml`` -> ``motions/``).
     """
+    import yaml
+
     path = Path(path)
-    config = _load_yaml(path) or {}
+    try:
+        config = _load_yaml(path)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a text file (byte {e.start} is not UTF-8); a config is YAML text") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings (clips:, methods:, ...), "
+                          f"got a {type(config).__name__}")
     if overrides:
         config = _merge(config, overrides)
-    validate_schema(config, schema_path)
     if motions_dir is None:
         motions_dir = path.resolve().parent.parent / "motions"
-    check_config(config, motions_dir)
+    try:
+        validate_schema(config, schema_path)
+        check_config(config, motions_dir)
+    except ConfigError as err:
+        head, *lines = str(err).splitlines()
+        raise ConfigError("\n  ".join([head] + [f"{path}: {ln.strip()}" for ln in lines])) from None
     return config
 
 

@@ -41,7 +41,7 @@ import numpy as np
 
 from . import __version__
 from .controller import feedback_action
-from .io import atomic_path
+from .io import H5_LIBVER, FileProblem, atomic_path, read_h5
 from .metrics import FALL_REASONS, fall_flags, first_fall, imitation_reward, reference_contact_near
 from .model import humanoid_xml, layout, load_model
 from .settings import setting
@@ -218,10 +218,6 @@ def _sha256(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _decode(v):
-    return v.decode() if isinstance(v, bytes) else v
-
-
 def split_clips(clips: list[str], validation_clips) -> tuple[list[str], list[str]]:
     """(train, validation) clip names in `clips` order; ValueError when no
     clip is left to train on."""
@@ -236,8 +232,15 @@ def split_clips(clips: list[str], validation_clips) -> tuple[list[str], list[str
 # ---------------------------------------------------------------- writing
 
 def _put(group: h5py.Group, name: str, data, units: str, description: str) -> h5py.Dataset:
-    """A dataset with its units and description (no timestamps: same inputs, same bytes)."""
-    ds = group.create_dataset(name, data=data, track_times=False)
+    """A dataset with its units and description, checksummed as io.write_h5
+    writes (Fletcher-32); NaN or Inf refused (ValueError naming it)."""
+    data = np.asarray(data)
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise ValueError(f"dataset: not written: {group.name}/{name} holds NaN or Inf")
+    if data.size and data.dtype.kind in "biuf":
+        ds = group.create_dataset(name, data=data, chunks=True, fletcher32=True, track_times=False)
+    else:
+        ds = group.create_dataset(name, data=data, track_times=False)
     ds.attrs["units"] = units
     ds.attrs["description"] = description
     return ds
@@ -293,6 +296,7 @@ def build_dataset(sources: list[ClipSource], out_h5, settings: DatasetSettings =
     """Reference and gains files of every clip -> the dataset (module
     docstring). Same inputs and settings, same bytes."""
     from .pipeline import load_reference
+    from .sim import state_size
     names = [s.name for s in sources]
     if len(set(names)) != len(names):
         raise ValueError(f"dataset: clip names repeat: {names}")
@@ -301,24 +305,30 @@ def build_dataset(sources: list[ClipSource], out_h5, settings: DatasetSettings =
     columns = None
     stats_rows = []
     methods = set()
-    with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as f:
+    # Built in memory (HDF5's core driver, as io.write_h5) and written at the
+    # end with plain file I/O, atomically: a failure leaves no file.
+    f = h5py.File(Path(out_h5).name, "w", driver="core", backing_store=False, libver=H5_LIBVER)
+    try:
         clips_group = f.create_group("clips")
         for src in sources:
             ref, ref_attrs = load_reference(src.reference_h5)
-            with h5py.File(src.gains_h5, "r") as g:
-                gains, nominal, actions = g["gains"][()], g["states"][()], g["actions"][()]
-                gattrs = {k: _decode(v) for k, v in g.attrs.items()}
-            ref_sha = _sha256(src.reference_h5)
-            if gattrs.get("reference_sha256") != ref_sha:
-                raise ValueError(f"{src.gains_h5}: gains were computed for another reference than "
-                                 f"{src.reference_h5} (reference_sha256 differs): rebuild the gains file")
-            methods.add(gattrs.get("method", ""))
             # The dataset's model: the stored MJCF with the clip's exact timestep.
             physics_dt = load_model(ref.physics_dt).opt.timestep
             model = model_from_mjcf(mjcf, physics_dt)
+            T, nu, nv = ref.n_frames - 1, model.nu, model.nv
+            g = read_h5(src.gains_h5, "gains file", ("gains", "states", "actions"), ("reference_sha256", "method"),
+                        shapes={"gains": (T, nu, 2 * nv), "states": (T + 1, state_size(model)),
+                                "actions": (T, nu)},
+                        hint=f"rebuild it from {src.reference_h5} and the method's actions (rule gains)")
+            gains, nominal, actions, gattrs = g["gains"], g["states"], g["actions"], g.attrs
+            ref_sha = _sha256(src.reference_h5)
+            if gattrs["reference_sha256"] != ref_sha:
+                raise FileProblem(f"{src.gains_h5}: gains file computed for another reference than "
+                                  f"{src.reference_h5} (its reference_sha256 differs); rebuild it from "
+                                  f"this reference (rule gains).")
+            methods.add(gattrs["method"])
             if columns is None:
                 columns = observation_columns(model, settings.body_positions)
-            T = actions.shape[0]
             pool = DataPool(model, 1)
             ref_states = np.stack([make_state(model, ref.qpos[t], ref.qvel[t], t * ref.frame_dt)
                                    for t in range(ref.n_frames)])
@@ -361,6 +371,12 @@ def build_dataset(sources: list[ClipSource], out_h5, settings: DatasetSettings =
                     stats_rows.append(rows)
         _write_globals(f, model, columns, stats_rows, train, validation, settings, mjcf,
                        ",".join(sorted(methods)) if method is None else method)
+        f.flush()
+        image = f.id.get_file_image()
+    finally:
+        f.close()
+    with atomic_path(out_h5) as tmp, open(tmp, "wb") as out:
+        out.write(image)
 
 
 def _write_globals(f, model, columns, stats_rows, train, validation, settings, mjcf, method) -> None:

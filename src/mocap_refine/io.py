@@ -4,6 +4,7 @@ files the workflow makes (FileProblem names the file and what to do)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -15,14 +16,68 @@ import numpy as np
 import pandas as pd
 
 
+class WriteError(OSError):
+    """An output that could not be written: the message names the file,
+    the reason and what to do. Nothing of it was left behind."""
+
+    def __init__(self, path, reason: str, errno_: int | None = None):
+        super().__init__(errno_, reason)
+        self.path, self.reason = str(path), reason
+
+    def __str__(self) -> str:
+        return f"{self.path}: cannot write it: {self.reason}."
+
+
+# What to do when a write fails, by errno.
+_WRITE_ADVICE = {
+    errno.ENOSPC: "the disk is full; free some space and rerun",
+    errno.EDQUOT: "the disk quota is used up; free some space and rerun",
+    errno.EFBIG: "the file size limit (ulimit -f) is reached; raise it and rerun",
+    errno.EACCES: "no permission to write there; make the folder writable or write elsewhere",
+    errno.EPERM: "no permission to write there; make the folder writable or write elsewhere",
+    errno.EROFS: "the file system is read-only; write elsewhere",
+}
+
+
+def _write_error(path: Path, e: OSError, tmp: str | None = None) -> WriteError:
+    reason = e.strerror or _h5_reason(e)
+    if e.errno is None:  # h5py: the errno is only in HDF5's words
+        found = [n for n in _WRITE_ADVICE if f"errno = {n}," in str(e)]
+        e = OSError(found[0], reason) if found else e
+    if e.filename and str(e.filename) not in (str(path), str(tmp)):
+        reason += f" ({e.filename})"
+    advice = _WRITE_ADVICE.get(e.errno)
+    return WriteError(path, reason + (f": {advice}" if advice else ""), e.errno)
+
+
+def _make_parent(path: Path) -> None:
+    """Create path's folder; WriteError naming the file in the way when a
+    component of the folder path is a file."""
+    for anc in reversed(path.parents):
+        if anc.exists() and not anc.is_dir():
+            raise WriteError(path, f"{anc} is a file, not a folder; choose an output path under a folder",
+                             errno.ENOTDIR)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _write_error(path, e) from None
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path in the destination folder; on success rename it
     to `path`, on any exception delete it. A failed job never leaves a
-    half-written output that Snakemake would take as finished."""
+    half-written output that Snakemake would take as finished. Failures of
+    the file system (full disk, read-only folder, a file where a folder
+    should be) are WriteError naming `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise WriteError(path, "it is a folder; give a file path", errno.EISDIR)
+    _make_parent(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise _write_error(path, e) from None
     os.close(fd)
     # mkstemp creates the file 0600; give it the mode a plain open() would
     # (0666 minus the umask) so results can be shared and served.
@@ -32,9 +87,11 @@ def atomic_path(path):
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise _write_error(path, e, tmp) from e
         raise
 
 
@@ -227,7 +284,12 @@ def write_h5(path, datasets: dict, attrs: dict | None = None, dataset_attrs: dic
         if isinstance(v, float) and not np.isfinite(v):
             raise ValueError(f"{path}: not written: attribute {k!r} is {v}, not a finite number")
         checked[k] = v
-    with atomic_path(path) as tmp, h5py.File(tmp, "w", libver=H5_LIBVER) as f:
+    # Built in memory (HDF5's core driver; the same bytes as a file on disk)
+    # and written with plain file I/O: a full disk or a size limit is then an
+    # OSError at the write, never a failure inside HDF5's close (which h5py
+    # cannot report and may crash on).
+    f = h5py.File(Path(path).name, "w", driver="core", backing_store=False, libver=H5_LIBVER)
+    try:
         for name, arr in arrays.items():
             if arr.size and arr.dtype.kind in "biuf":
                 f.create_dataset(name, data=arr, chunks=True, fletcher32=True)
@@ -237,6 +299,13 @@ def write_h5(path, datasets: dict, attrs: dict | None = None, dataset_attrs: dic
                 f[name].attrs[k] = to_attr(v)
         for k, v in checked.items():
             f.attrs[k] = v
+        f.flush()
+        image = f.id.get_file_image()
+    finally:
+        f.close()
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as out:
+            out.write(image)
 
 
 def write_csv(path, table: pd.DataFrame, float_format: str = "%.6g", *, optional=()) -> None:

@@ -158,6 +158,22 @@ def all_metric_csvs(wildcards):
     return expand("results/{clip}/{method}.csv", clip=CLIPS, method=METHODS)
 
 
+def dataset_inputs(wildcards):
+    """Per configured clip, in config order: its reference and the gains of
+    the method's actions. A split that leaves no training clip stops here,
+    before any job runs."""
+    try:
+        mr_config.dataset_split(config)
+    except mr_config.ConfigError as err:
+        raise WorkflowError(str(err)) from None
+    return {
+        "reference": expand("results/{clip}/reference.h5", clip=CLIPS),
+        "gains": expand(
+            "results/{clip}/gains/{method}.h5", clip=CLIPS, method=wildcards.method
+        ),
+    }
+
+
 if REPORT_ONLY:
     _missing = [p for p in all_outputs() if not Path(p).exists()]
     if _missing:

@@ -1,19 +1,3 @@
-def dataset_inputs(wildcards):
-    """Per configured clip, in config order: its reference and the gains of
-    the method's actions. A split that leaves no training clip stops here,
-    before any job runs."""
-    try:
-        mr_config.dataset_split(config)
-    except mr_config.ConfigError as err:
-        raise WorkflowError(str(err)) from None
-    return {
-        "reference": expand("results/{clip}/reference.h5", clip=CLIPS),
-        "gains": expand(
-            "results/{clip}/gains/{method}.h5", clip=CLIPS, method=wildcards.method
-        ),
-    }
-
-
 rule dataset:
     """The policy-ready dataset of the configured clips for one method's
     actions (mocap_refine.dataset, docs/dataset.md). Built on request, e.g.
@@ -22,9 +6,6 @@ rule dataset:
         unpack(dataset_inputs),
     output:
         "results/dataset/{method}.h5",
-    params:
-        clips=CLIPS,
-        settings=lambda wildcards: config.get("dataset") or {},
     log:
         "logs/dataset/{method}.log",
     benchmark:
@@ -32,6 +13,9 @@ rule dataset:
     conda:
         "../../environment.yml"
     threads: 1
+    params:
+        clips=CLIPS,
+        settings=lambda wildcards: config.get("dataset") or {},
     message:
         "dataset: clips {params.clips} with method {wildcards.method}"
     script:
@@ -52,6 +36,6 @@ rule minari:
         "../../environment.yml"
     threads: 1
     message:
-        "minari: export of results/dataset/{wildcards.method}.h5"
+        "minari: one Minari dataset per clip from method {wildcards.method}'s dataset"
     script:
         "../scripts/minari.py"
