@@ -25,7 +25,7 @@ import yaml
 
 from mocap_refine import pipeline
 from mocap_refine.config import method_params, validate_schema
-from mocap_refine.methods.gradient import gradient
+from mocap_refine.methods import run_method
 from mocap_refine.model import load_model
 from mocap_refine.verify import verify
 
@@ -54,7 +54,7 @@ def main() -> None:
     params.update(json.loads(args.params))
     model = load_model(ref.physics_dt)
     t = time.perf_counter()
-    res = gradient(model, ref, params, init, threads=args.threads)
+    res = run_method("gradient", model, ref, params, init, threads=args.threads)
     wall = time.perf_counter() - t
     if args.save:
         np.save(args.save, res.actions)

@@ -6,11 +6,13 @@ import pytest
 
 from mocap_refine.derivatives import frame_jacobians, loss_and_gradient, state_difference
 from mocap_refine.generate import generate_trajectory
+from mocap_refine.methods import method_settings
 from mocap_refine.methods.gradient import (_stays_up_longer_or_lower_loss, gradient, recovery_weights,
                                           window_residual)
 from mocap_refine.metrics import fall_frame
 from mocap_refine.model import load_model
 from mocap_refine.objective import Weights, tracking_loss
+from mocap_refine.problem import TrackingProblem
 from mocap_refine.sim import DataPool, make_state, simulate_frames, split_state
 
 
@@ -23,6 +25,11 @@ def short():
     rng = np.random.default_rng(0)
     actions = np.clip(gen.actions + 0.05 * rng.standard_normal(gen.actions.shape), -0.95, 0.95)
     return gen, model, actions
+
+
+def _run(model, ref, params, init, threads=1):
+    """gradient on `ref` with the settings of config block `params`."""
+    return gradient(TrackingProblem.build(model, ref, threads), method_settings("gradient", params), init)
 
 
 def _loss(model, gen, actions, w, pool):
@@ -108,7 +115,7 @@ def test_optimiser_improves_on_perturbed_truth(tracking_case, optimizer):
     params = {"optimizer": optimizer, "iterations": 4 if optimizer == "gauss_newton" else 3}
     if optimizer == "ilqr":
         params.update(window_frames=4, commit_frames=2)
-    res = gradient(model, ref, params, init, threads=2)
+    res = _run(model, ref, params, init, threads=2)
     init_loss = _loss(model, gen, init, w, pool)
     final_loss = _loss(model, gen, res.actions, w, pool)
     assert final_loss <= init_loss
@@ -124,8 +131,8 @@ def test_gradient_is_deterministic(tracking_case):
     gen, model, init = tracking_case
     ref = gen.reference()
     params = {"iterations": 2, "window_frames": 4, "commit_frames": 2}
-    a = gradient(model, ref, params, init, threads=2).actions
-    b = gradient(model, ref, params, init, threads=2).actions
+    a = _run(model, ref, params, init, threads=2).actions
+    b = _run(model, ref, params, init, threads=2).actions
     assert np.array_equal(a, b)
 
 
@@ -135,7 +142,7 @@ def test_never_worse_than_init(tracking_case):
     gen, model, _ = tracking_case
     ref = gen.reference()
     w = Weights(effort=0.0)
-    res = gradient(model, ref, {"iterations": 1, "w_effort": 0.0}, gen.actions, threads=1)
+    res = _run(model, ref, {"iterations": 1, "w_effort": 0.0}, gen.actions, threads=1)
     pool = DataPool(model, 1)
     assert _loss(model, gen, res.actions, w, pool) <= _loss(model, gen, gen.actions, w, pool) + 1e-12
 
@@ -157,7 +164,7 @@ def test_recovery_goes_back_once_and_switches_weights(tracking_case):
     base = {"iterations": 1, "window_frames": 4, "commit_frames": 2, "long_window_frames": 0}
     recover = {"recover_height_m": 1e-12, "recover_frames": 50, "recover_window_frames": 5,
                "recover_commit_frames": 2, "recover_levels": 1}
-    res = gradient(model, ref, {**base, **recover}, init, threads=2)
+    res = _run(model, ref, {**base, **recover}, init, threads=2)
     assert res.info["recovery_from_frame"] == 0
     rows = [r for r in res.history if "window_start" in r]
     assert [r["recovery"] for r in rows] == [0] + [1] * (len(rows) - 1)
@@ -171,13 +178,13 @@ def test_recovery_goes_back_once_and_switches_weights(tracking_case):
     assert [r["window_start"] for r in rows[1:]] == expected
     # Two levels: the first recovery window sinks too (nothing meets the
     # tolerance), so level 2 starts from frame 0 again and stays.
-    two = gradient(model, ref, {**base, **recover, "recover_levels": 2}, init, threads=2)
+    two = _run(model, ref, {**base, **recover, "recover_levels": 2}, init, threads=2)
     rows = [r for r in two.history if "window_start" in r]
     assert [r["recovery"] for r in rows] == [0, 1] + [2] * (len(rows) - 2)
     assert [r["window_start"] for r in rows[:3]] == [0, 0, 0]
     assert two.info["recovery_levels_used"] == 2 and two.info["recovery_from_frame"] == 0
-    off = gradient(model, ref, {**base, "recover_height_m": 0.0}, init, threads=2)
-    loose = gradient(model, ref, {**base, "recover_height_m": 10.0}, init, threads=2)
+    off = _run(model, ref, {**base, "recover_height_m": 0.0}, init, threads=2)
+    loose = _run(model, ref, {**base, "recover_height_m": 10.0}, init, threads=2)
     assert off.info["recovery_from_frame"] == loose.info["recovery_from_frame"] == -1
     assert np.array_equal(off.actions, loose.actions)
 
@@ -199,11 +206,11 @@ def test_long_pass_keeps_the_pass_with_the_lower_loss(tracking_case):
     w = Weights()
     base = {"iterations": 1, "window_frames": 4, "commit_frames": 2, "recover_height_m": 0.0,
             "long_window_frames": 8, "long_commit_frames": 3, "long_weights": {}}
-    first = gradient(model, ref, {**base, "long_window_frames": 0}, init, threads=2)
+    first = _run(model, ref, {**base, "long_window_frames": 0}, init, threads=2)
     assert all(r.get("pass") in (1, None) for r in first.history) and "long_pass_kept" not in first.info
     first_loss = _loss(model, gen, first.actions, w, pool)
 
-    dropped = gradient(model, ref, base, init, threads=2)
+    dropped = _run(model, ref, base, init, threads=2)
     rows1 = [r for r in dropped.history if r.get("pass") == 1]
     rows2 = [r for r in dropped.history if r.get("pass") == 2]
     assert [r["window_start"] for r in rows1] == [r["window_start"] for r in first.history if "window_start" in r]
@@ -223,13 +230,13 @@ def test_long_pass_keeps_the_pass_with_the_lower_loss(tracking_case):
     assert info["long_pass_loss"] > info["first_pass_loss"] and info["long_pass_kept"] is False
     assert np.array_equal(dropped.actions, first.actions)
 
-    kept = gradient(model, ref, {**base, "long_start": "first_pass"}, init, threads=2)
+    kept = _run(model, ref, {**base, "long_start": "first_pass"}, init, threads=2)
     assert kept.info["long_pass_fall_frame"] == kept.info["first_pass_fall_frame"]
     assert kept.info["long_pass_kept"] is True and kept.info["long_pass_loss"] < first_loss
     assert _loss(model, gen, kept.actions, w, pool) == pytest.approx(kept.info["long_pass_loss"], rel=1e-9)
     # long_weights reach the second pass: without joint and root terms it
     # ends elsewhere (still scored with the method's own weights).
-    blind = gradient(model, ref, {**base, "long_start": "first_pass",
+    blind = _run(model, ref, {**base, "long_start": "first_pass",
                                   "long_weights": {"root_pos": 0.0, "root_rot": 0.0, "joint": 0.0}},
                      init, threads=2)
     assert blind.info["long_pass_loss"] > 1.2 * kept.info["long_pass_loss"]
@@ -260,9 +267,10 @@ def test_the_pass_that_stays_up_longer_wins_before_the_lower_loss():
     ({"commit_frames": 5, "window_frames": 3}, "commit_frames"),
     ({"learning_rate": -1}, "learning_rate"),
     ({"jacobian": "magic"}, "jacobian"),
-    ({"alpha": 0.5}, "unknown parameter"),
+    ({"alpha": 0.5}, "gradient.alpha: unknown setting"),
+    ({"iterations": 0}, "gradient.iterations: 0 is below the minimum 1"),
 ])
 def test_bad_params(tracking_case, params, message):
     gen, model, init = tracking_case
     with pytest.raises(ValueError, match=message):
-        gradient(model, gen.reference(), params, init)
+        _run(model, gen.reference(), params, init)

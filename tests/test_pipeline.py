@@ -228,15 +228,16 @@ def test_actions_file_records_its_reference(run):
 
 
 def test_fresh_warm_start_chain_works(run, tmp_path):
-    """baseline -> feedback -> gradient on the same reference: every link
-    accepts its init file, and each file records the same reference."""
+    """baseline -> feedback and baseline -> gradient on the same reference
+    (an init is baseline or invdyn): every warm start accepts its init file,
+    and each file records the same reference."""
     out = tmp_path / "actions"
     compute_actions(run["ref"], "baseline", {}, out / "baseline.h5")
     compute_actions(run["ref"], "feedback", {"init": "baseline", "iterations": 1, "windowed": False},
                     out / "feedback.h5", init_h5=out / "baseline.h5")
-    compute_actions(run["ref"], "gradient", {"init": "feedback", "iterations": 1, "window_frames": 4,
+    compute_actions(run["ref"], "gradient", {"init": "baseline", "iterations": 1, "window_frames": 4,
                                              "commit_frames": 2, "long_window_frames": 0},
-                    out / "gradient.h5", init_h5=out / "feedback.h5")
+                    out / "gradient.h5", init_h5=out / "baseline.h5")
     sha = pipeline._sha256(run["ref"])
     for m in ("baseline", "feedback", "gradient"):
         with h5py.File(out / f"{m}.h5", "r") as f:

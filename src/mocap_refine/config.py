@@ -11,8 +11,8 @@ Semantic checks (things a JSON schema cannot say):
 * every method is a known method;
 * a method's ``init`` names a known method other than itself, and following
   ``init`` links never comes back to a method already visited (no cycles);
-* every method block's settings, with the relations between them (typed
-  settings, or the method's own ``check_params``);
+* every method block's settings, with the relations between them (the
+  method's typed settings);
 * every clip named anywhere (``clips`` and ``clip_options.cycles``) exists,
   loads (clip.load_clip: format and plausibility), loops when it has cycles,
   has at least one physics step per frame at ``physics.target_hz``, and has a
@@ -277,25 +277,13 @@ def check_config(config: Mapping, motions_dir: str | Path = "motions") -> None:
 
 def _settings_problems(config: Mapping, methods_known) -> list[str]:
     """Every problem of the method blocks (ranges and relations the schema
-    cannot express): typed settings through settings.from_block, the
-    others through their module's ``check_params``."""
-    import importlib
-
+    cannot express), through each method's typed settings (settings.from_block)."""
     from .methods import get_spec
     from .settings import SettingsError, from_block
     problems = []
     for method in methods_known:
-        spec = get_spec(method)
-        cls = spec.settings_class()
+        cls = get_spec(method).settings_class()
         if method not in config:
-            continue
-        if cls is None:
-            check = getattr(importlib.import_module(spec.module, "mocap_refine.methods"), "check_params", None)
-            try:
-                if check is not None:
-                    check(method_params(config, method))
-            except (ValueError, TypeError) as err:
-                problems.append(f"config {err}")
             continue
         try:
             from_block(cls, config.get(method), method)

@@ -298,8 +298,6 @@ def sync_config_files(schema_path, config_path) -> list[str]:
         text = path.read_text()
         new = text
         for name, cls, summary in blocks:
-            if cls is None:
-                continue
             if indent:
                 marker = f"  # Generated from {cls.__module__}.{cls.__name__}"
                 block = yaml.safe_dump({name: schema_block(cls, summary)}, sort_keys=False, width=100)
@@ -320,7 +318,7 @@ if __name__ == "__main__":
 
     from .methods import REGISTRY
     root = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
-    files = [root / "docs" / "methods" / f"{name}.md" for name, spec in REGISTRY.items() if spec.settings is not None]
+    files = [root / "docs" / "methods" / f"{name}.md" for name in REGISTRY]
     files.append(root / "docs" / "dataset.md")
     for path in sync_docs(files) + sync_config_files(root / "workflow" / "schemas" / "config.schema.yaml",
                                                      root / "config" / "config.yaml"):

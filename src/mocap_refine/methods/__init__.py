@@ -7,11 +7,10 @@ it uses well, its colour, whether it warm-starts from another method) is in
 its :class:`MethodSpec` in ``REGISTRY``: the workflow rules, the CLI, the
 config checks and the report read it from there.
 
-Methods in the new shape (``settings`` set) are called as
-``fn(problem, settings, init_actions) -> MethodResult`` with a
-:class:`~mocap_refine.problem.TrackingProblem` and their settings dataclass;
-the older ones as ``fn(model, ref, params, init_actions, threads)``.
-:func:`run_method` calls either.
+Every method is called as ``fn(problem, settings, init_actions) ->
+MethodResult`` with a :class:`~mocap_refine.problem.TrackingProblem` and its
+settings dataclass (:mod:`mocap_refine.settings`); :func:`run_method` builds
+both from a config block.
 """
 
 from __future__ import annotations
@@ -35,14 +34,14 @@ class MethodResult:
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One method: where its function lives, its typed settings (None: the
-    method validates its own dict of parameters), whether it can start from
+    """One method: where its function lives, the name of its settings
+    dataclass (in the same module), whether it can start from
     another method's actions (config key ``init``), the threads it uses well
     (mujoco.rollout batches), its colour in figures and a one-line summary."""
     name: str
     module: str
     function: str
-    settings: str | None
+    settings: str
     warm_started: bool
     threads: int
     color: str
@@ -52,8 +51,6 @@ class MethodSpec:
         return getattr(importlib.import_module(self.module, __name__), self.function)
 
     def settings_class(self):
-        if self.settings is None:
-            return None
         return getattr(importlib.import_module(self.module, __name__), self.settings)
 
 
@@ -62,7 +59,7 @@ REGISTRY: dict[str, MethodSpec] = {spec.name: spec for spec in (
                "PD actions towards the next reference pose (the reference point)"),
     MethodSpec("feedback", ".feedback", "feedback", "FeedbackSettings", True, 1, "#1f77b4",
                "iterative PD corrections of the replay error, window by window"),
-    MethodSpec("gradient", ".gradient", "gradient", None, True, 4, "#2ca02c",
+    MethodSpec("gradient", ".gradient", "gradient", "GradientSettings", True, 4, "#2ca02c",
                "receding-window Gauss-Newton with recovery levels and a second pass (previous default)"),
     MethodSpec("mpc", ".mpc", "mpc", "MPCSettings", True, 4, "#ff7f0e",
                "sampling MPC (CEM/MPPI) around the init actions"),
@@ -83,20 +80,15 @@ def get_spec(name: str) -> MethodSpec:
 
 
 def method_settings(name: str, params: dict | None):
-    """The typed settings of method `name` from its config block (the
-    block as-is for methods that validate their own parameters)."""
+    """The typed settings of method `name` from its config block."""
     from ..settings import from_block
-    cls = get_spec(name).settings_class()
-    return dict(params or {}) if cls is None else from_block(cls, params, name)
+    return from_block(get_spec(name).settings_class(), params, name)
 
 
 def run_method(name: str, model, ref, params: dict | None, init_actions=None, threads: int = 1) -> MethodResult:
     """Run method `name` on reference `ref` with its config block `params`."""
-    spec = get_spec(name)
-    fn = spec.load()
-    if spec.settings is None:
-        return fn(model, ref, params, init_actions, threads)
     from ..problem import TrackingProblem
+    fn = get_spec(name).load()
     return fn(TrackingProblem.build(model, ref, threads), method_settings(name, params), init_actions)
 
 

@@ -1,10 +1,9 @@
 """gradient: optimise actions against the tracking loss with the true gradient
-through the physics (design document method 2).
+through the physics.
 
-Two optimisers, both on the shared objective (``objective.tracking_loss``):
+Three optimisers, all on the shared objective (``objective.tracking_loss``):
 
-``adam``  The design document's settings (learning rate 0.01, 10
-          iterations): Adam on all actions at once, the gradient of the full
+``adam``  Adam on all actions at once, the gradient of the full
           replay loss chained backward through finite-difference frame
           Jacobians (``derivatives.loss_and_gradient``). The best iterate is
           kept.
@@ -38,7 +37,7 @@ initialisation's.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -47,85 +46,71 @@ from mujoco import minimize
 from ..derivatives import (frame_jacobians, loss_and_gradient, residual_jacobian,
                            state_cost_derivatives)
 from ..metrics import fall_frame, joint_errors
-from ..objective import Weights, tracking_loss, tracking_residual
-from ..sim import DataPool, simulate_frames, split_state
-from ..verify import reference_states
+from ..objective import Weights, tracking_loss, tracking_residual, weight_settings
+from ..problem import TrackingProblem
+from ..settings import setting
+from ..sim import simulate_frames, split_state
 from . import MethodResult, warm_start
 
-DEFAULTS = {
-    "optimizer": "gauss_newton",
-    "jacobian": "shooting",
-    "iterations": 8,
-    "learning_rate": 0.01,
-    "window_frames": 6,
-    "commit_frames": 3,
-    "terminal_weight": 1.0,
-    "fd_eps": 1e-6,
-    "recover_height_m": 0.05,
-    "recover_frames": 12,
-    "recover_weights": {"root_height": 100.0, "root_rot": 10.0},
-    "recover_levels": 3,
-    "recover_window_frames": 10,
-    "recover_commit_frames": 5,
-    "long_window_frames": 20,
-    "long_commit_frames": 5,
-    "long_jacobian": "chain",
-    "long_weights": {"root_pos": 30.0},
-    "long_start": "init",
-}
+OPTIMIZERS = ("gauss_newton", "ilqr", "adam")
+JACOBIANS = ("shooting", "chain")
+LONG_STARTS = ("init", "first_pass")
+INIT_METHODS = ("baseline", "invdyn")
+WEIGHT_NAMES = tuple(Weights.__dataclass_fields__)
 LINE_SEARCH_STEPS = (1.0, 0.5, 0.25, 0.1, 0.03)
 RECOVER_ESCALATION = 3.0
 
 
-_WEIGHT_KEYS = tuple(f"w_{k}" for k in Weights.__dataclass_fields__)
+@dataclass(frozen=True)
+class GradientSettings(weight_settings()):
+    """gradient's settings (config block `gradient`); defaults are
+    config/config.yaml's. The objective weights are the shared defaults."""
+    optimizer: str = setting("gauss_newton", "gauss_newton: receding-window Levenberg-Marquardt; ilqr: "
+                             "receding-window iLQR; adam: Adam on the whole clip with the adjoint gradient",
+                             choices=OPTIMIZERS)
+    jacobian: str = setting("shooting", "window Jacobian of gauss_newton: shooting (finite differences of "
+                            "window rollouts) or chain (chained frame Jacobians)", choices=JACOBIANS)
+    iterations: int = setting(8, "optimiser iterations (gauss_newton, ilqr: per window; adam: whole-clip steps)",
+                              minimum=1, maximum=10000)
+    learning_rate: float = setting(0.01, "adam: step size", exclusive_minimum=0.0)
+    window_frames: int = setting(6, "frames per receding window", minimum=1, unit="frames")
+    commit_frames: int = setting(3, "frames committed before the window advances (at most window_frames)",
+                                 minimum=1, unit="frames")
+    terminal_weight: float = setting(1.0, "ilqr: weight of the window's last frame", minimum=0.0)
+    fd_eps: float = setting(1e-6, "finite-difference step of the frame Jacobians", exclusive_minimum=0.0)
+    recover_height_m: float = setting(0.05, "a committed root height off the reference by more than this starts "
+                                      "a recovery (0: never)", minimum=0.0, unit="m")
+    recover_frames: int = setting(12, "frames to go back when a recovery starts", minimum=0, unit="frames")
+    recover_weights: dict = setting({"root_height": 100.0, "root_rot": 10.0},
+                                    "objective weights (names without w_) that replace the method's own during "
+                                    "recovery", minimum=0.0, choices=WEIGHT_NAMES)
+    recover_levels: int = setting(3, "recovery levels: sinking again during level k goes back again with the "
+                                  "recovery weights times 3^k (0: no recovery)", minimum=0)
+    recover_window_frames: int = setting(10, "window length during recovery", minimum=1, unit="frames")
+    recover_commit_frames: int = setting(5, "frames committed per window during recovery (at most "
+                                         "recover_window_frames)", minimum=1, unit="frames")
+    long_window_frames: int = setting(20, "second pass: a receding window this long from long_start; the pass "
+                                      "that stays up longer (then the lower loss) is kept (0: no second pass)",
+                                      minimum=0, unit="frames")
+    long_commit_frames: int = setting(5, "frames committed per window in the second pass (at most "
+                                      "long_window_frames)", minimum=1, unit="frames")
+    long_jacobian: str = setting("chain", "window Jacobian of the second pass", choices=JACOBIANS)
+    long_weights: dict = setting({"root_pos": 30.0}, "objective weights (names without w_) that replace the "
+                                 "method's own in the second pass", minimum=0.0, choices=WEIGHT_NAMES)
+    long_start: str = setting("init", "where the second pass starts: the init actions or the first pass's result",
+                              choices=LONG_STARTS)
+    init: str | None = setting("baseline", "method whose actions are the start; null: the PD baseline, computed "
+                               "in the job", choices=INIT_METHODS)
 
-
-def _params(params: dict) -> dict:
-    unknown = sorted(set(params or {}) - set(DEFAULTS) - set(_WEIGHT_KEYS) - {"init"})
-    if unknown:
-        raise ValueError(f"gradient: unknown parameter(s) {unknown}; known: "
-                         f"{', '.join(list(DEFAULTS) + list(_WEIGHT_KEYS) + ['init'])}")
-    p = dict(DEFAULTS)
-    p.update({k: v for k, v in (params or {}).items() if k in DEFAULTS})
-    if p["optimizer"] not in ("gauss_newton", "ilqr", "adam"):
-        raise ValueError(f"gradient: optimizer must be 'gauss_newton', 'ilqr' or 'adam', got {p['optimizer']!r}")
-    if p["long_start"] not in ("init", "first_pass"):
-        raise ValueError(f"gradient: long_start must be 'init' or 'first_pass', got {p['long_start']!r}")
-    for key in ("jacobian", "long_jacobian"):
-        if p[key] not in ("shooting", "chain"):
-            raise ValueError(f"gradient: {key} must be 'shooting' or 'chain', got {p[key]!r}")
-    for key in ("iterations", "window_frames", "commit_frames", "recover_window_frames", "recover_commit_frames",
-                "long_commit_frames"):
-        if int(p[key]) < 1:
-            raise ValueError(f"gradient: {key} must be >= 1, got {p[key]}")
-    if int(p["long_window_frames"]) < 0:
-        raise ValueError(f"gradient: long_window_frames must be >= 0 (0: no long pass), "
-                         f"got {p['long_window_frames']}")
-    if int(p["long_window_frames"]) and int(p["long_commit_frames"]) > int(p["long_window_frames"]):
-        raise ValueError("gradient: long_commit_frames must not exceed long_window_frames")
-    if int(p["commit_frames"]) > int(p["window_frames"]):
-        raise ValueError("gradient: commit_frames must not exceed window_frames")
-    if int(p["recover_commit_frames"]) > int(p["recover_window_frames"]):
-        raise ValueError("gradient: recover_commit_frames must not exceed recover_window_frames")
-    if float(p["learning_rate"]) <= 0:
-        raise ValueError(f"gradient: learning_rate must be > 0, got {p['learning_rate']}")
-    if not float(p["recover_height_m"]) >= 0:
-        raise ValueError(f"gradient: recover_height_m must be >= 0 (0: no recovery), got {p['recover_height_m']}")
-    if int(p["recover_levels"]) < 0:
-        raise ValueError(f"gradient: recover_levels must be >= 0, got {p['recover_levels']}")
-    if int(p["recover_frames"]) < 0:
-        raise ValueError(f"gradient: recover_frames must be >= 0, got {p['recover_frames']}")
-    for key in ("recover_weights", "long_weights"):
-        rw = p[key]
-        if not isinstance(rw, dict) or set(rw) - set(Weights.__dataclass_fields__) or \
-                not all(np.isfinite(float(v)) and float(v) >= 0 for v in rw.values()):
-            raise ValueError(f"gradient: {key} must map weight names "
-                             f"({', '.join(Weights.__dataclass_fields__)}) to numbers >= 0, got {rw!r}")
-    return p
-
-
-# The config checks (config.check_config) call it before any job runs.
-check_params = _params
+    def __post_init__(self):
+        for commit, window in (("commit_frames", "window_frames"),
+                               ("recover_commit_frames", "recover_window_frames"),
+                               ("long_commit_frames", "long_window_frames")):
+            if window == "long_window_frames" and not self.long_window_frames:
+                continue
+            if getattr(self, commit) > getattr(self, window):
+                raise ValueError(f"{commit} ({getattr(self, commit)}) must not exceed {window} "
+                                 f"({getattr(self, window)})")
 
 
 def _replay_stats(model, ref, actions, w, pool, state0):
@@ -339,7 +324,7 @@ def _receding_window(model, ref, init, p, w, pool, state0, t_start):
     history = []
     state = state0
     t0 = 0
-    window, commit = int(p["window_frames"]), int(p["commit_frames"])
+    window, commit = int(p.window_frames), int(p.commit_frames)
     held = None
     # Recovery: when a committed state's root height is off by more than
     # recover_height_m, go back recover_frames frames and redo the rest of
@@ -350,37 +335,37 @@ def _receding_window(model, ref, init, p, w, pool, state0, t_start):
     # root has sunk a few centimetres a 6-frame window can no longer catch it.
     # A body that sinks again during recovery starts the next level: back
     # again, recovery weights times RECOVER_ESCALATION.
-    tol = float(p["recover_height_m"])
+    tol = float(p.recover_height_m)
     checkpoints = {0: (state0, None)}
     w_now, level, recovered_at = w, 0, -1
     while t0 < T:
         Wn = min(window, T - t0)
         guess = _window_guess(model, state, actions[t0:t0 + Wn], held, commit, ref, t0, w_now, pool)
         actions[t0:t0 + Wn] = guess
-        if p["optimizer"] == "ilqr":
+        if p.optimizer == "ilqr":
             u, x, hist = ilqr_window(model, state, actions[t0:t0 + Wn], ref.qpos[t0:t0 + Wn + 1],
                                      ref.qvel[t0:t0 + Wn + 1], ref.substeps, w_now, pool,
-                                     int(p["iterations"]), float(p["terminal_weight"]), float(p["fd_eps"]))
+                                     int(p.iterations), float(p.terminal_weight), float(p.fd_eps))
         else:
             u, x, hist = gauss_newton_window(model, state, actions[t0:t0 + Wn], ref.qpos[t0:t0 + Wn + 1],
                                              ref.qvel[t0:t0 + Wn + 1], ref.substeps, w_now, pool,
-                                             int(p["iterations"]), p["jacobian"], float(p["fd_eps"]))
+                                             int(p.iterations), p.jacobian, float(p.fd_eps))
         actions[t0:t0 + Wn] = u
         step = Wn if t0 + Wn >= T else commit
         history.append({"iteration": len(history), "window_start": t0, "loss": hist[-1],
                         "window_loss_start": hist[0], "window_iterations": len(hist) - 1,
                         "recovery": level, "seconds": time.perf_counter() - t_start})
         _, q_end, _ = split_state(model, x[step])
-        if tol > 0 and level < int(p["recover_levels"]) and abs(q_end[2] - ref.qpos[t0 + step, 2]) > tol:
-            back = max(0, t0 + step - int(p["recover_frames"]))
+        if tol > 0 and level < int(p.recover_levels) and abs(q_end[2] - ref.qpos[t0 + step, 2]) > tol:
+            back = max(0, t0 + step - int(p.recover_frames))
             t0 = max(t for t in checkpoints if t <= back)
             checkpoints = {t: c for t, c in checkpoints.items() if t <= t0}
             state, held = checkpoints[t0]
             level += 1
-            w_now = recovery_weights(w, p["recover_weights"], level)
+            w_now = recovery_weights(w, p.recover_weights, level)
             if recovered_at < 0:
                 recovered_at = t0
-            window, commit = int(p["recover_window_frames"]), int(p["recover_commit_frames"])
+            window, commit = int(p.recover_window_frames), int(p.recover_commit_frames)
             continue
         state = x[step]
         held = u[step - 1] if step < Wn else None
@@ -408,10 +393,10 @@ def _long_pass(model, ref, first, init, p, w, pool, state0, t_start, history):
     11); the selection then keeps the first pass. History rows get pass 2.
     Returns (actions, info).
     """
-    q = dict(p, window_frames=int(p["long_window_frames"]), commit_frames=int(p["long_commit_frames"]),
-             jacobian=p["long_jacobian"])
-    w_long = weights_with(w, p["long_weights"])
-    start = first if p["long_start"] == "first_pass" else init
+    q = replace(p, window_frames=p.long_window_frames, commit_frames=p.long_commit_frames,
+                jacobian=p.long_jacobian)
+    w_long = weights_with(w, p.long_weights)
+    start = first if p.long_start == "first_pass" else init
     second, rows, _, levels = _receding_window(model, ref, start, q, w_long, pool, state0, t_start)
     offset = len(history)
     for row in rows:
@@ -438,16 +423,16 @@ def _stays_up_longer_or_lower_loss(a: dict, b: dict, T: int) -> bool:
 
 
 def _adam(model, ref, init, p, w, pool, state0, t_start):
-    lr = float(p["learning_rate"])
+    lr = float(p.learning_rate)
     b1, b2, e = 0.9, 0.999, 1e-8
     actions = init.copy()
     m = np.zeros_like(actions)
     v = np.zeros_like(actions)
     best, best_loss = actions.copy(), np.inf
     history = []
-    for it in range(1, int(p["iterations"]) + 1):
+    for it in range(1, int(p.iterations) + 1):
         loss, grad, _ = loss_and_gradient(model, state0, actions, ref.qpos, ref.qvel, ref.substeps, w,
-                                          pool, float(p["fd_eps"]), centered=False)
+                                          pool, float(p.fd_eps), centered=False)
         if loss < best_loss:
             best, best_loss = actions.copy(), loss
         history.append({"iteration": it - 1, "loss": loss, "grad_norm": float(np.linalg.norm(grad)),
@@ -459,23 +444,24 @@ def _adam(model, ref, init, p, w, pool, state0, t_start):
     return best, history
 
 
-def gradient(model, ref, params, init_actions=None, threads=1) -> MethodResult:
-    p = _params(params)
-    w = Weights.from_params(params)
-    pool = DataPool(model, threads)
+def gradient(problem: TrackingProblem, settings: GradientSettings, init_actions=None) -> MethodResult:
+    """Actions that minimise the tracking loss of `problem` from
+    `init_actions` (None: the PD baseline), never worse than their start."""
+    model, ref, pool, p = problem.model, problem.ref, problem.pool, settings
+    w = settings.weights
     init = warm_start(model, ref, init_actions, "gradient")
-    state0 = reference_states(model, ref.qpos[:1], ref.qvel[:1], ref.frame_dt)[0]
+    state0 = problem.ref_states[0]
     t_start = time.perf_counter()
     init_stats = _replay_stats(model, ref, init, w, pool, state0)
     recovered_at, levels = -1, 0
     long_info = {}
-    if p["optimizer"] == "adam":
+    if p.optimizer == "adam":
         actions, history = _adam(model, ref, init, p, w, pool, state0, t_start)
     else:
         actions, history, recovered_at, levels = _receding_window(model, ref, init, p, w, pool, state0, t_start)
         for row in history:
             row["pass"] = 1
-        if int(p["long_window_frames"]):
+        if int(p.long_window_frames):
             actions, long_info = _long_pass(model, ref, actions, init, p, w, pool, state0, t_start, history)
     final = _replay_stats(model, ref, actions, w, pool, state0)
     for row in history:
@@ -485,7 +471,7 @@ def gradient(model, ref, params, init_actions=None, threads=1) -> MethodResult:
     kept_init = final["loss"] > init_stats["loss"]
     if kept_init:
         actions = init
-    info = {"optimizer": p["optimizer"], "init_loss": init_stats["loss"], "final_loss": final["loss"],
+    info = {"optimizer": p.optimizer, "init_loss": init_stats["loss"], "final_loss": final["loss"],
             "kept_init": bool(kept_init), "recovery_from_frame": int(recovered_at),
             "recovery_levels_used": int(levels), **long_info}
     return MethodResult(actions, history, {}, info)
