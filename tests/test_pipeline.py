@@ -259,7 +259,7 @@ def test_stale_init_from_another_reference_is_refused(run, tmp_path, other):
         compute_actions(run["ref"], "feedback", {"init": "baseline"}, out, init_h5=stale)
     msg = str(err.value)
     assert msg.startswith(f"init actions file {stale} was computed from a different reference than {run['ref']}")
-    assert "recompute it" in msg and "run 'baseline'" in msg and "delete the file" in msg
+    assert "recompute it" in msg and "run 'baseline'" in msg and "snakemake --forcerun" in msg
     assert "\n" not in msg
     assert not out.exists()
 

@@ -22,6 +22,7 @@ import argparse
 import json
 import logging
 import math
+import signal
 import sys
 from pathlib import Path
 
@@ -234,6 +235,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(message)s")
     route_mujoco_warnings()
+    previous = _stop_on_sigterm()
     try:
         check_paths(args)
         args.func(args)
@@ -243,6 +245,12 @@ def main(argv=None) -> int:
         print("mocap-refine: interrupted; outputs are written whole or not at all, rerun to finish",
               file=sys.stderr)
         return 130
+    except Terminated:
+        if args.debug:
+            raise
+        print("mocap-refine: stopped (SIGTERM); outputs are written whole or not at all, rerun to finish",
+              file=sys.stderr)
+        return 128 + signal.SIGTERM
     except (ValueError, OSError, NotImplementedError, RuntimeError) as e:
         # ClipError, ConfigError, SettingsError, io.FileProblem are
         # ValueErrors; io.WriteError an OSError; all name their file.
@@ -260,7 +268,28 @@ def main(argv=None) -> int:
         print(f"mocap-refine: error: unexpected {type(e).__name__} in `{args.command}`: {e} "
               "(a bug; rerun with --debug for the traceback)", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (a batch system or `kill` stopping the job). A
+    BaseException like KeyboardInterrupt: the write in progress deletes its
+    temporary file on the way out (io.atomic_path)."""
+
+
+def _stop_on_sigterm():
+    """Turn SIGTERM into Terminated in the main thread (the default would end
+    the process at once, leaving a temporary file of a write in progress);
+    returns the previous handler, or None when not in the main thread."""
+    def handler(signum, frame):
+        raise Terminated()
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave the handler alone
+        return None
 
 
 if __name__ == "__main__":

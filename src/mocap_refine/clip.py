@@ -45,6 +45,7 @@ FRAME_DURATION_MAX_S = 1.0           # s, any frame but the last (whose duration
 CLIP_DURATION_MAX_S = 3600.0         # s, sum of the durations
 HINGE_ANGLE_MAX_RAD = 2 * np.pi      # rad, |knee or elbow angle|
 ROOT_HEIGHT_RANGE_M = (-1.0, 5.0)    # m, root y (DeepMimic is Y-up)
+ROOT_HORIZONTAL_MAX_M = 1e4          # m, |root x| and |root z| (an hour of walking away at 1.4 m/s, 5 km, stays inside)
 ROOT_SPEED_MAX_M_S = 20.0            # m/s, root displacement between frames / duration
 JOINT_SPEED_MAX_RAD_S = 100.0        # rad/s, rotation between frames / duration (root and every joint)
 
@@ -110,7 +111,8 @@ def load_clip(path) -> Clip:
     <= 0 or above FRAME_DURATION_MAX_S, a clip longer than
     CLIP_DURATION_MAX_S, quaternions whose norm differs from 1 by more than
     QUAT_NORM_REJECT, knee or elbow angles beyond +-HINGE_ANGLE_MAX_RAD, root
-    heights outside ROOT_HEIGHT_RANGE_M, root speeds between frames above
+    heights outside ROOT_HEIGHT_RANGE_M, a horizontal root position beyond
+    +-ROOT_HORIZONTAL_MAX_M, root speeds between frames above
     ROOT_SPEED_MAX_M_S, root or joint rotation speeds between frames above
     JOINT_SPEED_MAX_RAD_S. Every quaternion is normalised; how far the worst
     one was off and how many were off by more than QUAT_NORM_TOL (1e-3) are
@@ -221,6 +223,12 @@ def _check_plausible(path, frames: np.ndarray) -> None:
         i = int(np.argmax(out))
         _fail(path, f"root y (value 2, the height) is {height[i]:.6g} m, outside the "
                     f"[{lo:g}, {hi:g}] m limit", i)
+    hit = _first_over(np.abs(frames[:, [1, 3]]) > ROOT_HORIZONTAL_MAX_M)
+    if hit:
+        i, j = hit
+        c = (1, 3)[j]
+        _fail(path, f"{COLUMN_NAMES[c]} (value {c}) is {frames[i, c]:.6g} m, beyond the "
+                    f"+-{ROOT_HORIZONTAL_MAX_M:g} m limit on the root's horizontal position", i)
     dur = frames[:-1, 0]
     step = np.linalg.norm(np.diff(frames[:, 1:4], axis=0), axis=1)
     speed = step / dur

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import os
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +46,9 @@ def _write_error(path: Path, e: OSError, tmp: str | None = None) -> WriteError:
     if e.errno is None:  # h5py: the errno is only in HDF5's words
         found = [n for n in _WRITE_ADVICE if f"errno = {n}," in str(e)]
         e = OSError(found[0], reason) if found else e
-    if e.filename and str(e.filename) not in (str(path), str(tmp)):
+    # Name another file only when it is not this output's own temporary file.
+    if e.filename and str(e.filename) not in (str(path), str(tmp)) and \
+            not Path(str(e.filename)).name.startswith(f".{path.name}."):
         reason += f" ({e.filename})"
     advice = _WRITE_ADVICE.get(e.errno)
     return WriteError(path, reason + (f": {advice}" if advice else ""), e.errno)
@@ -63,19 +67,51 @@ def _make_parent(path: Path) -> None:
         raise _write_error(path, e) from None
 
 
+def _host() -> str:
+    return socket.gethostname().replace(".", "_").replace("-", "_") or "host"
+
+
+def _tmp_prefix(path: Path) -> str:
+    """Start of the name of a temporary file for `path` written by this
+    process: .{name}.{host}-{pid}. (then mkstemp's letters and .tmp)."""
+    return f".{path.name}.{_host()}-{os.getpid()}."
+
+
+def _remove_dead_writers_tmp(path: Path) -> None:
+    """Remove temporary files of `path` left by writers on this host that no
+    longer run (a job killed with SIGKILL cannot delete its own; the output
+    itself was never made). Files of live processes, of other hosts (a shared
+    file system) and of unknown form are left alone."""
+    host = _host()
+    with contextlib.suppress(OSError):
+        for tmp in path.parent.glob(f".{glob.escape(path.name)}.{host}-*.tmp"):
+            pid = tmp.name[len(f".{path.name}.{host}-"):].split(".", 1)[0]
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            except OSError:  # alive (another user's): not ours to remove
+                continue
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path in the destination folder; on success rename it
     to `path`, on any exception delete it. A failed job never leaves a
     half-written output that Snakemake would take as finished. Failures of
     the file system (full disk, read-only folder, a file where a folder
-    should be) are WriteError naming `path`."""
+    should be) are WriteError naming `path`. Temporary files of `path` that a
+    killed writer left (kill -9) are removed first."""
     path = Path(path)
     if path.is_dir():
         raise WriteError(path, "it is a folder; give a file path", errno.EISDIR)
     _make_parent(path)
+    _remove_dead_writers_tmp(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), suffix=".tmp", dir=path.parent)
     except OSError as e:
         raise _write_error(path, e) from None
     os.close(fd)
@@ -125,8 +161,16 @@ def to_attr(value):
 H5_LIBVER = ("v110", "latest")
 
 # What a user does about a damaged or outdated file the workflow made.
-REMAKE_HINT = ("delete it and rerun the step that writes it (snakemake remakes a missing file; "
-               "or run with --forcerun on it)")
+# Snakemake does not remake a deleted intermediate file while the results
+# made from it exist, so the way is --forcerun on the file (which also reruns
+# what was made from it). {path} is the damaged file.
+REMAKE_HINT = ("remake it: snakemake --forcerun {path} (with your usual target and options), "
+               "or rerun the mocap-refine command that writes it")
+
+
+def remake_hint(path, hint: str = REMAKE_HINT) -> str:
+    """`hint` (default REMAKE_HINT) for the damaged file `path`."""
+    return hint.replace("{path}", str(path))
 
 # Datasets that identify a file's kind, most specific first, for saying what
 # a wrong file is (an actions file given where a reference was expected).
@@ -193,6 +237,7 @@ def read_h5(path, what: str, datasets, attrs=(), *, shapes=None, extra: bool = F
     another kind of file, lacks a dataset or attribute, or holds NaN/Inf."""
     path = str(path)
     shapes = dict(shapes or {})
+    hint = remake_hint(path, hint)
 
     def fail(problem: str):
         raise FileProblem(f"{path}: {problem}; {hint}.")
@@ -332,6 +377,7 @@ def read_csv(path, what: str, columns=(), *, text_columns=(), optional=(),
     `text_columns` (FileProblem, one sentence naming the file); `optional`
     columns may also have empty cells (write_csv)."""
     path = str(path)
+    hint = remake_hint(path, hint)
     if not Path(path).exists():
         raise FileProblem(f"{path}: {what} not found.")
     if Path(path).is_dir():

@@ -31,7 +31,7 @@ import pandas as pd
 
 from . import __version__
 from .clip import DEEPMIMIC_CLIPS, ClipError, load_clip
-from .io import REMAKE_HINT, FileProblem, H5Contents, atomic_path, read_csv, read_h5, write_csv, write_h5
+from .io import FileProblem, H5Contents, atomic_path, read_csv, read_h5, remake_hint, write_csv, write_h5
 from .methods import WARM_STARTED, get_method
 from .metrics import METRIC_COLUMNS
 from .model import JOINTS, layout, load_model, model_sha256
@@ -131,7 +131,7 @@ def load_reference(path) -> tuple[Reference, dict]:
                 shapes={"qpos": (None, nq), "qvel": (None, nv)})
     qpos, qvel, attrs = c["qpos"], c["qvel"], c.attrs
     n = qpos.shape[0]
-    hint = f"remake it from its clip ({REMAKE_HINT})"
+    hint = remake_hint(path)
     if n < 2 or qvel.shape[0] != n:
         raise FileProblem(f"{path}: holds {n} qpos and {qvel.shape[0]} qvel frames, expected the same "
                           f"number, at least 2; {hint}.")
@@ -156,8 +156,8 @@ def read_actions(actions_h5, reference_h5, ref: Reference, *, role: str = "actio
     c = read_h5(actions_h5, "actions file", ("actions",), ("method",), shapes={"actions": (None, nu)},
                 extra=extra)
     method = c.attrs["method"]
-    redo = redo or (f"recompute it (run {method!r} on {reference_h5}, or delete the file so the "
-                    "workflow remakes it)")
+    redo = redo or (f"recompute it (run {method!r} on {reference_h5}, or remake it with "
+                    f"snakemake --forcerun {actions_h5})")
     sha = c.attrs.get("reference_sha256")
     if sha is None:
         raise FileProblem(f"{role} {actions_h5} predates the reference check (it has no "
@@ -227,7 +227,7 @@ def compute_actions(reference_h5, method: str, params: dict, out_h5, *, init_h5=
         if init_h5 is None:
             raise ValueError(f"method {method!r} has init: {init} but no init actions file was given")
         redo = (f"recompute it before warm-starting {method!r} from it (run {init!r} on "
-                f"{reference_h5} first, or delete the file so the workflow remakes it)")
+                f"{reference_h5} first, or remake it with snakemake --forcerun {init_h5})")
         c = read_actions(init_h5, reference_h5, ref, role="init actions file", redo=redo)
         if c.attrs["method"] != init:
             raise FileProblem(f"{init_h5}: holds actions of {c.attrs['method']!r}, expected init method "

@@ -61,26 +61,36 @@ def clip_seconds(path: str | os.PathLike) -> float | None:
     (``motions/*.txt``: sum of frame durations), a reference (``qpos`` rows x
     ``frame_dt``) or a result (``actions`` rows + 1, x ``frame_dt``); None for
     other files. A missing file raises FileNotFoundError naming it (Snakemake
-    then evaluates the resource again when the file exists)."""
+    then evaluates the resource again when the file exists). A file that
+    cannot be read (truncated, garbage, not a clip) also gives None: the job
+    gets the default length's resources, runs, and its own checked read
+    reports the file by name with what to do (a resource function's error
+    would be an InputFunctionException with h5py's traceback, no file named)."""
     path = Path(path)
     if path.suffix not in (".txt", ".h5"):
         return None
     if not path.exists():
         raise FileNotFoundError(errno.ENOENT, "clip length needs this file", str(path))
-    if path.suffix == ".txt":
-        frames = json.loads(path.read_text()).get("Frames", [])
-        return float(sum(frame[0] for frame in frames[:-1]))
-    import h5py
+    try:
+        if path.suffix == ".txt":
+            frames = json.loads(path.read_text(encoding="utf-8")).get("Frames", [])
+            seconds = float(sum(frame[0] for frame in frames[:-1]))
+            return seconds if math.isfinite(seconds) and seconds > 0 else None
+        import h5py
 
-    with h5py.File(path, "r") as f:
-        dt = f.attrs.get("frame_dt")
-        if dt is None:
-            return None
-        if "qpos" in f:
-            return float(f["qpos"].shape[0] * dt)
-        if "actions" in f:
-            return float((f["actions"].shape[0] + 1) * dt)
-    return None
+        with h5py.File(path, "r") as f:
+            dt = f.attrs.get("frame_dt")
+            if dt is None:
+                return None
+            if "qpos" in f:
+                seconds = float(f["qpos"].shape[0] * dt)
+            elif "actions" in f:
+                seconds = float((f["actions"].shape[0] + 1) * dt)
+            else:
+                return None
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 def job_clip_seconds(input_files) -> float | None:
