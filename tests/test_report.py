@@ -93,6 +93,16 @@ def h5s(results: Path, methods=("baseline", "zero_torque")) -> dict:
     return {m: results / CLIP / f"{m}.h5" for m in methods}
 
 
+def clip_md(comparison_csv, clip, methods=None) -> str:
+    t = report.clip_tables(comparison_csv, clip, methods)
+    return report.clip_markdown(t["title"], t["context"], t["view"])
+
+
+def summary_md(summary_csv, methods=None, clips=None) -> str:
+    t = report.summary_tables(summary_csv, methods, clips)
+    return report.summary_markdown(t["title"], t["intro"], t["overview_view"], t["full"])
+
+
 def test_clip_figure_has_expected_size_and_marks_every_fall(results, tmp_path):
     info = report.plot_clip(h5s(results), tmp_path / "comparison.png")
     w, h = (int(v * report.DPI) for v in report.CLIP_FIGSIZE_IN)
@@ -186,7 +196,7 @@ def test_colours_are_fixed_per_method():
 
 
 def test_clip_table_has_every_method_and_metric_and_marks_best(results):
-    text = report.clip_markdown(results / CLIP / "comparison.csv", CLIP, ["baseline", "zero_torque"])
+    text = clip_md(results / CLIP / "comparison.csv", CLIP, ["baseline", "zero_torque"])
     header = next(line for line in text.splitlines() if line.startswith("| method"))
     cells = [c.strip() for c in header.strip("|").split("|")]
     assert cells == ["method", "status", *METRICS]
@@ -206,17 +216,17 @@ def test_missing_and_failed_methods_show_as_failed(results, tmp_path):
     paths = h5s(results, methods)  # mpc.h5 does not exist
     info = report.plot_clip(paths, tmp_path / "comparison.png")
     assert "mpc" not in info["fall_frames"]
-    report.write_clip_markdown(results / CLIP / "comparison.csv", tmp_path / "comparison.md", CLIP,
-                               methods, paths, out_html=tmp_path / "comparison.html")
+    report.write_clip_tables(results / CLIP / "comparison.csv", tmp_path / "comparison.html",
+                             tmp_path / "comparison.md", CLIP, methods, paths)
     text = (tmp_path / "comparison.md").read_text()
     mpc_row = next(line for line in text.splitlines() if line.startswith("| mpc "))
     assert "**FAILED**" in mpc_row
     assert mpc_row.count("| - ") == len(METRICS)
     html = (tmp_path / "comparison.html").read_text()
-    assert "<tr class='failed'>" in html and "<b>FAILED</b>" in html
+    assert '<tr class="failed">' in html and "<b>FAILED: no result</b>" in html
 
     # summary.csv: gen_s/zero_torque has status "failed"; gen_s/mpc no row at all.
-    text = report.summary_markdown(results / "summary.csv", methods, [CLIP, "gen_s"])
+    text = summary_md(results / "summary.csv", methods, [CLIP, "gen_s"])
     rows = [line for line in text.splitlines() if line.startswith("| gen_")]
     assert len(rows) == 2 * len(methods)
     for clip, m in ((CLIP, "mpc"), ("gen_s", "zero_torque"), ("gen_s", "mpc")):
@@ -270,7 +280,7 @@ def test_cost_and_root_rotation_columns(results):
     assert comparison.loc["baseline", "cost_replays"] > 0
     assert np.isnan(comparison.loc["zero_torque", "cost_replays"])
     assert comparison.loc["zero_torque", "fall_reason"] in ("height", "orientation", "contact", "diverged")
-    text = report.clip_markdown(results / CLIP / "comparison.csv", CLIP, ["baseline", "zero_torque"])
+    text = clip_md(results / CLIP / "comparison.csv", CLIP, ["baseline", "zero_torque"])
     row = next(line for line in text.splitlines() if line.startswith("| zero_torque"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2 + METRICS.index("fall_reason")] == comparison.loc["zero_torque", "fall_reason"]
@@ -284,7 +294,7 @@ def test_old_tables_without_new_columns_still_report(results, tmp_path):
     path = tmp_path / "summary.csv"
     old.to_csv(path, index=False)
     methods, clips = ["baseline", "zero_torque"], [CLIP, "gen_s"]
-    text = report.summary_markdown(path, methods, clips)
+    text = summary_md(path, methods, clips)
     header = next(line for line in text.splitlines() if line.startswith("| clip"))
     columns = [c.strip() for c in header.strip("|").split("|")]
     row = next(line for line in text.splitlines() if line.startswith(f"| {CLIP} | baseline |"))
@@ -293,7 +303,7 @@ def test_old_tables_without_new_columns_still_report(results, tmp_path):
     assert cells["wall_s"] != "-"
     comp = tmp_path / "comparison.csv"
     old[old["clip"] == CLIP].to_csv(comp, index=False)
-    assert "| baseline |" in report.clip_markdown(comp, CLIP, methods)
+    assert "| baseline |" in clip_md(comp, CLIP, methods)
     info = report.plot_summary(path, tmp_path / "summary.png", methods, clips)
     assert_real_image(tmp_path / "summary.png", info["size_px"])
 
@@ -307,10 +317,10 @@ def test_fall_reason_in_labels(results, tmp_path):
         f.attrs["status"] = "ok"
     run = report.load_run(fallen, "fallen")
     assert run.fall_reason == "contact"
-    assert report._fate(run) == "falls at 7 (contact)"
+    assert report.fate(run) == "falls at 7 (contact)"
     with h5py.File(fallen, "r+") as f:
         del f.attrs["fall_reason"]  # a file from before fall_reason existed
-    assert report._fate(report.load_run(fallen, "fallen")) == "falls at 7"
+    assert report.fate(report.load_run(fallen, "fallen")) == "falls at 7"
 
 
 def test_summary_figure_and_tables(results, tmp_path):
@@ -319,8 +329,8 @@ def test_summary_figure_and_tables(results, tmp_path):
     w, h = report.summary_figsize(len(clips), len(methods))
     assert info["size_px"] == (int(w * report.DPI), int(h * report.DPI))
     assert_real_image(tmp_path / "summary.png", info["size_px"])
-    report.write_summary_markdown(results / "summary.csv", tmp_path / "summary.md", methods, clips,
-                                  out_html=tmp_path / "summary.html")
+    report.write_summary_tables(results / "summary.csv", tmp_path / "summary.html", tmp_path / "summary.md",
+                                methods, clips)
     text = (tmp_path / "summary.md").read_text()
     header = next(line for line in text.splitlines() if line.startswith("| clip"))
     assert [c.strip() for c in header.strip("|").split("|")] == ["clip", "method", "status", "frames",
@@ -335,13 +345,14 @@ def test_animation_has_subsampled_frames_and_a_page(results, tmp_path):
     from PIL import Image
 
     info = report.animate_replay(results / CLIP / "baseline.h5", tmp_path / "a.gif", max_frames=5, dpi=40)
+    w_in, h_in = report.ANIMATION_FIGSIZE_IN
     with h5py.File(results / CLIP / "baseline.h5", "r") as f:
         n = f["replay/qpos"].shape[0]
     stride = -(-n // 5)
     assert info["frames"] == list(range(0, n, stride))
     with Image.open(tmp_path / "a.gif") as im:
         assert im.n_frames == len(info["frames"])
-        assert im.size == (8 * 40, int(4.4 * 40))
+        assert im.size == (int(w_in * 40), int(h_in * 40))
         # The replay skeleton is drawn in the method's colour.
         im.seek(0)
         rgb = np.asarray(im.convert("RGB")).reshape(-1, 3)
@@ -349,6 +360,7 @@ def test_animation_has_subsampled_frames_and_a_page(results, tmp_path):
     assert (np.abs(rgb.astype(int) - target).sum(axis=1) < 30).sum() > 20
     report.gif_page(tmp_path / "a.gif", tmp_path / "a.html", "t")
     page = (tmp_path / "a.html").read_text()
+    assert f'width="{int(w_in * 40)}" height="{int(h_in * 40)}"' in page
     src = re.search(r"data:image/gif;base64,([A-Za-z0-9+/=]+)", page).group(1)
     assert base64.b64decode(src) == (tmp_path / "a.gif").read_bytes()
 
@@ -357,7 +369,7 @@ def test_unreadable_table_names_the_file(tmp_path):
     bad = tmp_path / "comparison.csv"
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="comparison.csv"):
-        report.clip_markdown(bad, "x")
+        report.clip_tables(bad, "x")
 
 
 # ---------------------------------------------------------------- Snakemake report
@@ -375,13 +387,16 @@ def _implemented(methods):
     return keep
 
 
-@pytest.mark.slow
-def test_snakemake_report_embeds_every_figure_and_table(tmp_path):
+@pytest.fixture(scope="module")
+def snakemake_report(tmp_path_factory):
+    """A workflow copy run on one clip and two methods, then `snakemake
+    --report results/report.html`: (work dir, clips, methods)."""
     import yaml
 
     exe = Path(sys.executable).parent / "snakemake"
     if not exe.exists():
         pytest.skip("snakemake executable not found")
+    tmp_path = tmp_path_factory.mktemp("snakemake_report")
     for name in ("Snakefile", "environment.yml"):
         shutil.copy2(REPO / name, tmp_path / name)
     shutil.copytree(REPO / "workflow", tmp_path / "workflow")
@@ -404,11 +419,23 @@ def test_snakemake_report_embeds_every_figure_and_table(tmp_path):
         proc = subprocess.run(base + args, cwd=tmp_path, env=env, capture_output=True, text=True,
                               timeout=600)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    page = (tmp_path / "results" / "report.html").read_text()
+    return tmp_path, clips, methods
+
+
+def embedded_files(page: str) -> dict:
+    """{file name: [(mime, bytes), ...]} of everything report.html embeds."""
     embedded = {}
     for mime, name, data in re.findall(
             r"data:([\w/+.-]+);charset=[\w-]+;filename=([\w.-]+);base64,([A-Za-z0-9+/=]+)", page):
         embedded.setdefault(name, []).append((mime, base64.b64decode(data)))
+    return embedded
+
+
+@pytest.mark.slow
+def test_snakemake_report_embeds_every_figure_and_table(snakemake_report):
+    tmp_path, clips, methods = snakemake_report
+    page = (tmp_path / "results" / "report.html").read_text()
+    embedded = embedded_files(page)
     # Every registered figure is embedded byte for byte.
     figures = [tmp_path / "results" / "summary.png"] + [tmp_path / "results" / c / "comparison.png"
                                                         for c in clips]
@@ -419,9 +446,9 @@ def test_snakemake_report_embeds_every_figure_and_table(tmp_path):
     (summary,) = [blob.decode() for mime, blob in embedded.get("summary.html", ())]
     assert summary == (tmp_path / "results" / "summary.html").read_text()
     for clip in clips:
-        assert f"<td class=''>{clip}</td>" in summary
+        assert f'<td class="">{clip}</td>' in summary
     for m in methods:
-        assert f"<td class=''>{m}</td>" in summary
+        assert f'<td class="">{m}</td>' in summary
     for clip in clips:
         for m in methods:
             assert embedded.get(f"{m}_replay.html"), f"{clip}/{m} animation missing from the report"
@@ -442,3 +469,217 @@ def test_history_panel_draws_the_second_pass_as_its_own_line():
         np.testing.assert_allclose(lines["gradient (second pass)"].get_ydata(), [8.0, 3.0])
     finally:
         plt.close(fig)
+
+
+# ---------------------------------------------------------------- what a reviewer ran into (issue 15)
+
+def _fake_run(method: str, per_joint: np.ndarray):
+    from types import SimpleNamespace
+    err = np.tile(per_joint, (11, 1))
+    return SimpleNamespace(method=method, has_replay=True, joint_err=err, joint_names=(),
+                           history={}, invdyn={})
+
+
+def test_joint_bars_use_a_log_axis_so_a_good_method_stays_visible():
+    good = _fake_run("good", np.full(12, 0.005))   # 0.3 degrees
+    bad = _fake_run("bad", np.full(12, 1.5))       # lying on the floor
+    fig, ax = plt.subplots()
+    try:
+        report.plot_joint_bars(ax, [bad, good])
+        fig.canvas.draw()
+        assert ax.get_yscale() == "log"
+        heights = {p.get_facecolor(): p.get_height() for p in ax.patches}
+        lo, hi = ax.get_ylim()
+        assert lo < 0.005 and hi >= 1.5
+        # On a log axis the good bar takes a real share of the height (about
+        # a third here); on a linear one it would be 0.3 % of it.
+        share = (np.log(0.005) - np.log(lo)) / (np.log(hi) - np.log(lo))
+        assert share > 0.1
+        assert sorted(heights.values()) == pytest.approx([0.005, 1.5])
+    finally:
+        plt.close(fig)
+
+
+def _extents(fig):
+    renderer = fig.canvas.get_renderer()
+    boxes = []
+    for ax in fig.axes:
+        if not ax.axison:
+            continue
+        boxes.append(("axes", ax, ax.get_window_extent(renderer)))
+        for label in ax.get_xticklabels() + ax.get_yticklabels():
+            if label.get_text():
+                boxes.append(("tick label", ax, label.get_window_extent(renderer)))
+    return boxes
+
+
+def test_clip_figure_legends_cover_no_data_or_labels(results):
+    """Every legend of comparison.png lies outside every panel and clear of
+    every tick label (it used to sit on the curves)."""
+    runs = report.load_runs(h5s(results))
+    fig, _ = report.clip_figure(runs, CLIP)
+    try:
+        fig.canvas.draw()
+        legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+        assert len(legends) >= 5  # joint error, path, joint bars, progress, both invdyn panels
+        renderer = fig.canvas.get_renderer()
+        for legend in legends:
+            box = legend.get_window_extent(renderer)
+            for kind, ax, other in _extents(fig):
+                assert not box.overlaps(other), (f"legend of '{legend.axes.get_title()[:40]}' covers a {kind} "
+                                                 f"of '{ax.get_title()[:40]}'")
+    finally:
+        plt.close(fig)
+
+
+def test_progress_panel_says_what_a_row_is(results):
+    runs = report.load_runs(h5s(results))
+    fig, ax = plt.subplots()
+    try:
+        report.plot_history(ax, runs)
+        title = ax.get_title()
+        assert "one window (gradient, track)" in title and "full clip's loss" in title
+    finally:
+        plt.close(fig)
+
+
+def test_summary_figure_is_readable_at_page_width(tmp_path):
+    """15 clips x 6 methods (the default run's size): summary.png fits a
+    1366-pixel screen (it was 2590 x 450) and every heat-map cell is at least
+    70 x 20 pixels, so its number is legible without zooming."""
+    clips = [f"clip_{k:02d}" for k in range(15)]
+    methods = ["baseline", "feedback", "gradient", "mpc", "invdyn", "track"]
+    rng = np.random.default_rng(0)
+    rows = [{"clip": c, "method": m, "status": "ok", "err50_rad": rng.uniform(0.02, 1.5),
+             "root_drift50_m": rng.uniform(0.01, 1.0), "tracked_fraction": rng.uniform(0, 1),
+             "wall_s": rng.uniform(1, 100), "cost_replays": 10.0} for c in clips for m in methods]
+    csv = tmp_path / "summary.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    info = report.plot_summary(csv, tmp_path / "summary.png", methods, clips)
+    w, h = info["size_px"]
+    assert w <= 1366 and w / h < 1.5
+    assert_real_image(tmp_path / "summary.png", (w, h))
+    fig_w, fig_h = report.summary_figsize(len(clips), len(methods))
+    assert (int(fig_w * report.DPI), int(fig_h * report.DPI)) == (w, h)
+    # Cell size: redraw and measure the first heat map's axes.
+    import matplotlib
+    from mocap_refine.report import summary_figure
+    fig, axes = plt.subplots(2, 2, figsize=(fig_w, fig_h), dpi=report.DPI, layout="constrained")
+    try:
+        table = report.complete_table(pd.DataFrame(rows), methods, clips)
+        summary_figure._heatmap(axes[0, 0], table, clips, methods, "err50_rad", "t",
+                                matplotlib.colors.LogNorm(0.02, 1.5), "RdYlGn_r", lambda v: f"{v:.2g}")
+        fig.canvas.draw()
+        box = axes[0, 0].get_window_extent()
+        assert box.width / len(methods) >= 70 and box.height / len(clips) >= 20
+    finally:
+        plt.close(fig)
+
+
+def test_html_tables_come_from_the_table_not_from_markdown(results, tmp_path):
+    """comparison.html is rendered from the DataFrame: no Markdown syntax
+    left in it, the best cell carries class "best", every cell of the table
+    is there in the CSV's order."""
+    report.write_clip_tables(results / CLIP / "comparison.csv", tmp_path / "c.html", tmp_path / "c.md", CLIP,
+                             ["baseline", "zero_torque"])
+    page = (tmp_path / "c.html").read_text()
+    assert "**" not in page and "|---" not in page and "`" not in page
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    t = report.clip_tables(results / CLIP / "comparison.csv", CLIP, ["baseline", "zero_torque"])
+    rows = re.findall(r"<tr class=\"(\w+)\">(.*?)</tr>", page)
+    assert [state for state, _ in rows] == [state for state, _ in t["view"].rows]
+    for (_, cells_html), (_, cells) in zip(rows, t["view"].rows):
+        texts = [re.sub(r"<.*?>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", cells_html)]
+        assert texts == [c.text for c in cells]
+    best = [c.text for _, cells in t["view"].rows for c in cells if c.best]
+    assert best and page.count('best">') == len(best)
+
+
+# ---------------------------------------------------------------- a real browser
+
+CHROMIUM = ("chromium", "chromium-browser", "google-chrome", "chromium-headless-shell", "headless_shell")
+PAGE_WIDTH_PX = 1366
+
+
+def _chromium() -> str | None:
+    return next((shutil.which(n) for n in CHROMIUM if shutil.which(n)), None)
+
+
+def _headless(exe: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--no-first-run", "--disable-dev-shm-usage", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def _image_sizes_in_browser(exe: str, data_urls: list, work: Path) -> list:
+    """[width, height] of each data URL as the browser decodes it ([0, 0]:
+    it failed to load)."""
+    import json
+
+    page = work / "image_check.html"
+    page.write_text(
+        "<!DOCTYPE html><html><body><pre id='out'>pending</pre><script>"
+        f"const srcs = {json.dumps(data_urls)}; const out = new Array(srcs.length); let left = srcs.length;"
+        "function done() { if (--left === 0) document.getElementById('out').textContent = JSON.stringify(out); }"
+        "srcs.forEach((src, i) => { const im = new Image();"
+        " im.onload = () => { out[i] = [im.naturalWidth, im.naturalHeight]; done(); };"
+        " im.onerror = () => { out[i] = [0, 0]; done(); }; im.src = src; });"
+        "</script></body></html>")
+    proc = _headless(exe, "--virtual-time-budget=60000", "--dump-dom", page.as_uri())
+    m = re.search(r"<pre id=\"out\">(.*?)</pre>", proc.stdout, re.S)
+    assert m and m.group(1) != "pending", proc.stderr[-2000:]
+    return json.loads(m.group(1))
+
+
+@pytest.mark.slow
+def test_report_in_a_real_browser(request, tmp_path):
+    """Headless Chromium: every figure and animation the report embeds (PNGs,
+    and the GIFs inside the replay pages) decodes at its file's size, and
+    screenshots at 1366 px wide of the report, the summary and clip tables,
+    a replay page and the summary figure at page width are written under
+    tmp_path/screenshots (look at them: `pytest --basetemp DIR`)."""
+    from PIL import Image
+
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium)")
+    work, clips, methods = request.getfixturevalue("snakemake_report")
+    results = work / "results"
+    page = (results / "report.html").read_text()
+    embedded = embedded_files(page)
+    urls, expected = [], []
+    for name, items in embedded.items():
+        for mime, blob in items:
+            if mime.startswith("image/"):
+                urls.append(f"data:{mime};base64," + base64.b64encode(blob).decode())
+                with Image.open(__import__("io").BytesIO(blob)) as im:
+                    expected.append((name, list(im.size)))
+            elif mime == "text/html":
+                for src in re.findall(r'src="(data:image/[\w+.-]+;base64,[A-Za-z0-9+/=]+)"', blob.decode()):
+                    urls.append(src)
+                    with Image.open(__import__("io").BytesIO(base64.b64decode(src.split(",", 1)[1]))) as im:
+                        expected.append((name, list(im.size)))
+    n_replays = len(clips) * len(methods)
+    assert sum(name.endswith("_replay.html") for name, _ in expected) == n_replays
+    assert {"summary.png", "comparison.png"} <= {name for name, _ in expected}
+    sizes = _image_sizes_in_browser(exe, urls, tmp_path)
+    for (name, size), got in zip(expected, sizes):
+        assert got == size, f"{name}: the browser decoded {got}, the file is {size}"
+
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    pages = {"report": results / "report.html", "summary_tables": results / "summary.html",
+             "comparison_tables": results / clips[0] / "comparison.html",
+             "replay": results / clips[0] / f"{methods[-1]}_replay.html"}
+    figure_page = tmp_path / "summary_at_page_width.html"
+    figure_page.write_text(f"<!DOCTYPE html><html><body style='margin:0'><img style='width:100%' "
+                           f"src='{(results / 'summary.png').as_uri()}'></body></html>")
+    pages["summary_figure"] = figure_page
+    for name, path in pages.items():
+        out = shots / f"{name}.png"
+        proc = _headless(exe, f"--window-size={PAGE_WIDTH_PX},1400", "--virtual-time-budget=20000",
+                         f"--screenshot={out}", path.as_uri())
+        assert out.is_file(), f"no screenshot of {path}: {proc.stderr[-2000:]}"
+        assert png_size(out)[0] == PAGE_WIDTH_PX
+        pixels = plt.imread(out)
+        assert pixels.std() > 0.02, f"{out} is blank"

@@ -16,11 +16,11 @@ methods = list(snakemake.params.methods)
 h5_paths = dict(zip(methods, map(str, snakemake.input.h5)))
 marked = report.plot_clip(h5_paths, snakemake.output.png, clip=snakemake.wildcards.clip)
 logging.info("comparison.png: %s", marked)
-report.write_clip_markdown(
+report.write_clip_tables(
     snakemake.input.comparison,
+    snakemake.output.html,
     snakemake.output.md,
     snakemake.wildcards.clip,
     methods,
     h5_paths,
-    out_html=snakemake.output.html,
 )

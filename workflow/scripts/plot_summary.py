@@ -16,6 +16,6 @@ methods = list(snakemake.params.methods)
 clips = list(snakemake.params.clips)
 info = report.plot_summary(snakemake.input[0], snakemake.output.png, methods, clips)
 logging.info("summary.png: %s", info)
-report.write_summary_markdown(
-    snakemake.input[0], snakemake.output.md, methods, clips, out_html=snakemake.output.html
+report.write_summary_tables(
+    snakemake.input[0], snakemake.output.html, snakemake.output.md, methods, clips
 )
