@@ -99,3 +99,51 @@ def test_generated_blocks_are_current(tmp_path):
     shutil.copy(REPO / "workflow" / "schemas" / "config.schema.yaml", schema)
     shutil.copy(REPO / "config" / "config.yaml", config)
     assert sync_config_files(schema, config) == [], "run: python -m mocap_refine.settings"
+
+
+def test_a_new_method_needs_only_its_module_and_registry_entry(tmp_path, monkeypatch):
+    """With a method added to the registry, `python -m mocap_refine.settings`
+    writes everything else: its schema block and the schema's list of
+    methods, its config.yaml block, its docs page with the settings table,
+    and its row in docs/methods/README.md; the schema then accepts it."""
+    import dataclasses
+    import shutil
+
+    from mocap_refine import methods
+    from mocap_refine.settings import setting, sync_config_files, sync_docs, sync_methods_index
+
+    @dataclasses.dataclass(frozen=True)
+    class HoldSettings:
+        scale: float = setting(0.5, "fraction of the first PD action held", minimum=0.0, maximum=1.0)
+
+    spec = methods.MethodSpec("hold", ".baseline", "baseline", "HoldSettings", False, 1, "#17becf",
+                              "the first PD action, scaled and held")
+    monkeypatch.setattr(methods.MethodSpec, "settings_class",
+                        lambda self: HoldSettings if self.name == "hold" else getattr(
+                            __import__(f"mocap_refine.methods{self.module}", fromlist=["x"]), self.settings))
+    monkeypatch.setitem(methods.REGISTRY, "hold", spec)
+    monkeypatch.setattr(methods, "METHODS", tuple(methods.REGISTRY))
+    schema, config = tmp_path / "schema.yaml", tmp_path / "config.yaml"
+    shutil.copy(REPO / "workflow" / "schemas" / "config.schema.yaml", schema)
+    shutil.copy(REPO / "config" / "config.yaml", config)
+    index = tmp_path / "README.md"
+    shutil.copy(REPO / "docs" / "methods" / "README.md", index)
+    assert sync_config_files(schema, config) == [str(schema), str(config)]
+    assert sync_docs([tmp_path / "hold.md"]) == [str(tmp_path / "hold.md")]
+    assert sync_methods_index(index) == [str(index)]
+    assert sync_config_files(schema, config) == [] and sync_methods_index(index) == []  # idempotent
+
+    got = yaml.safe_load(schema.read_text())
+    assert got["properties"]["hold"] == schema_block(HoldSettings, spec.summary)
+    assert got["properties"]["methods"]["items"]["enum"][-1] == "hold"
+    cfg = yaml.safe_load(config.read_text())
+    assert cfg["hold"] == {"scale": 0.5}
+    cfg["methods"] = ["baseline", "hold"]
+    mr_config.validate_schema(cfg, schema)
+    # The other blocks are untouched.
+    old = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert {k: v for k, v in cfg.items() if k not in ("hold", "methods")} == \
+        {k: v for k, v in old.items() if k != "methods"}
+    page = (tmp_path / "hold.md").read_text()
+    assert "| `hold.scale` | 0.5 | >= 0.0, <= 1.0 | fraction of the first PD action held |" in page
+    assert "| `hold` | the first PD action, scaled and held | [hold.md](hold.md) |" in index.read_text()

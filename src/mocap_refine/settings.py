@@ -245,6 +245,11 @@ def sync_docs(paths) -> list[str]:
     for path in map(Path, paths):
         method = path.stem
         cls = DatasetSettings if method == "dataset" else get_spec(method).settings_class()
+        if not path.exists():  # a new method: its page, with what the registry says
+            spec = get_spec(method)
+            path.write_text(f"# {method}\n\n`{method}`: {spec.summary}. Function `mocap_refine.methods"
+                            f"{spec.module}.{spec.function}`, settings `{spec.settings}`.\n\n## Settings\n\n"
+                            f"{BEGIN}\n{END}\n")
         text = path.read_text()
         head, _, rest = text.partition(BEGIN)
         _, _, tail = rest.partition(END)
@@ -255,12 +260,10 @@ def sync_docs(paths) -> list[str]:
     return changed
 
 
-def _replace_block(text: str, marker: str, new_block: str, indent: str) -> str:
-    """Replace the YAML block that follows the comment line starting with
-    `marker` (up to the next line at the block's own indentation that is
-    not a continuation, or a blank line before a top-level key)."""
-    lines = text.split("\n")
-    start = next(i for i, ln in enumerate(lines) if ln.startswith(marker))
+def _block_end(lines: list, start: int, indent: str) -> int:
+    """Index after the YAML block whose marker comment is lines[start] (up to
+    the next line at the block's own indentation that is not a
+    continuation, or a blank line before a top-level key)."""
     end = start + 2
     while end < len(lines):
         ln = lines[end]
@@ -269,7 +272,50 @@ def _replace_block(text: str, marker: str, new_block: str, indent: str) -> str:
         if not ln.strip() and (end + 1 == len(lines) or not lines[end + 1].startswith(indent + " ")):
             break
         end += 1
-    return "\n".join(lines[:start + 1] + new_block.rstrip("\n").split("\n") + lines[end:])
+    return end
+
+
+def _replace_block(text: str, marker: str, new_block: str, indent: str, family: str) -> str:
+    """Replace the YAML block that follows the comment line starting with
+    `marker`; without one (a new method) the marker and the block go after
+    the last block whose comment starts with `family`."""
+    lines = text.split("\n")
+    start = next((i for i, ln in enumerate(lines) if ln.startswith(marker)), None)
+    block = new_block.rstrip("\n").split("\n")
+    if start is None:
+        last = max(i for i, ln in enumerate(lines) if ln.startswith(family))
+        end = _block_end(lines, last, indent)
+        return "\n".join(lines[:end] + ["", marker] + block + lines[end:])
+    end = _block_end(lines, start, indent)
+    return "\n".join(lines[:start + 1] + block + lines[end:])
+
+
+def _methods_enum(text: str, methods) -> str:
+    """The schema's list of method names (`methods: items: enum:`)."""
+    lines = text.split("\n")
+    top = lines.index("  methods:")
+    k = next(i for i in range(top + 1, len(lines)) if lines[i].startswith("      enum:"))
+    lines[k] = "      enum: [" + ", ".join(methods) + "]"
+    return "\n".join(lines)
+
+
+def sync_methods_index(path) -> list[str]:
+    """Add a row for every registered method missing from the methods table
+    of docs/methods/README.md (rows written by hand stay)."""
+    from pathlib import Path
+
+    from .methods import REGISTRY
+    path = Path(path)
+    lines = path.read_text().split("\n")
+    rows = [i for i, ln in enumerate(lines) if ln.startswith("| `")]
+    listed = {ln.split("`")[1] for ln in (lines[i] for i in rows)}
+    new = [f"| `{name}` | {spec.summary} | [{name}.md]({name}.md) |"
+           for name, spec in REGISTRY.items() if name not in listed]
+    if not new:
+        return []
+    lines[rows[-1] + 1:rows[-1] + 1] = new
+    path.write_text("\n".join(lines))
+    return [str(path)]
 
 
 def _flow_list_dumper():
@@ -289,23 +335,28 @@ def sync_config_files(schema_path, config_path) -> list[str]:
     import yaml
 
     from .dataset import DATASET_SUMMARY, DatasetSettings
-    from .methods import REGISTRY
+    from .methods import METHODS, REGISTRY
     _FlowListDumper = _flow_list_dumper()
     blocks = [(name, spec.settings_class(), spec.summary) for name, spec in REGISTRY.items()]
     blocks.append(("dataset", DatasetSettings, DATASET_SUMMARY))
     changed = []
     for path, indent in ((Path(schema_path), "  "), (Path(config_path), "")):
         text = path.read_text()
-        new = text
+        new = _methods_enum(text, METHODS) if indent else text
         for name, cls, summary in blocks:
+            where = f"{cls.__module__}.{cls.__name__}"
             if indent:
-                marker = f"  # Generated from {cls.__module__}.{cls.__name__}"
+                family = "  # Generated from "
+                marker = f"{family}{where}; tests/test_settings.py checks it."
                 block = yaml.safe_dump({name: schema_block(cls, summary)}, sort_keys=False, width=100)
             else:
-                marker = f"# Defaults of {cls.__module__}.{cls.__name__}"
+                family = "# Defaults of "
+                marker = f"{family}{where} (docs/methods/{name}.md)."
                 block = yaml.dump({name: to_block(cls())}, Dumper=_FlowListDumper, sort_keys=False, width=100)
             block = "\n".join(indent + ln if ln else ln for ln in block.splitlines())
-            new = _replace_block(new, marker, block, indent)
+            # An existing marker is matched on its first words: the comment's end is free text.
+            new = _replace_block(new, marker if f"{family}{where}" not in new else f"{family}{where}",
+                                 block, indent, family)
         if new != text:
             path.write_text(new)
             changed.append(str(path))
@@ -320,6 +371,6 @@ if __name__ == "__main__":
     root = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
     files = [root / "docs" / "methods" / f"{name}.md" for name in REGISTRY]
     files.append(root / "docs" / "dataset.md")
-    for path in sync_docs(files) + sync_config_files(root / "workflow" / "schemas" / "config.schema.yaml",
-                                                     root / "config" / "config.yaml"):
+    for path in sync_docs(files) + sync_methods_index(root / "docs" / "methods" / "README.md") + \
+            sync_config_files(root / "workflow" / "schemas" / "config.schema.yaml", root / "config" / "config.yaml"):
         print(f"updated {path}")
