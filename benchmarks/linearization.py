@@ -36,7 +36,7 @@ FRAMES = 8        # frames per clip, evenly spread over the first half
 DIRECTIONS = 8    # random directions per frame and size
 
 
-def measure(clip: str, work: Path, seed: int = 0) -> list[dict]:
+def measure(clip: str, work: Path, seed: int = 0, eps: float = 1e-6, centered: bool = False) -> list[dict]:
     ref_h5 = work / f"{clip}.h5"
     pipeline.prepare(pipeline.pybullet_clip_path(clip), ref_h5, work / f"{clip}.csv")
     ref, _ = pipeline.load_reference(ref_h5)
@@ -54,7 +54,7 @@ def measure(clip: str, work: Path, seed: int = 0) -> list[dict]:
     rows = []
     for jac_name, jac_model in (("exact", model), ("smooth_contacts", smooth_contact_model(model))):
         pool = DataPool(jac_model, 2)
-        A, B = frame_jacobians(jac_model, states[frames], actions[frames], ref.substeps, pool)
+        A, B = frame_jacobians(jac_model, states[frames], actions[frames], ref.substeps, pool, eps, centered)
         x, u = states[frames], actions[frames]
         x1 = simulate_frames(model, x, u[:, None], ref.substeps, problem.pool).states[:, 1]
         for size in SIZES:
@@ -76,7 +76,8 @@ def measure(clip: str, work: Path, seed: int = 0) -> list[dict]:
             # Actions at the [-1, 1] bounds pushed outwards do not move: no direction to judge.
             moved = np.linalg.norm(du_eff, axis=-1) > 0.1 * size
             err_u = (np.linalg.norm(real_u - pred_u, axis=-1) / np.linalg.norm(real_u, axis=-1))[moved]
-            rows.append({"clip": clip, "jacobians": jac_name, "perturbation": size,
+            rows.append({"clip": clip, "jacobians": jac_name, "fd_eps": eps, "centered": centered,
+                         "perturbation": size,
                          "state_relerr_median": float(np.median(err_x)),
                          "state_relerr_p90": float(np.quantile(err_x, 0.9)),
                          "action_relerr_median": float(np.median(err_u)),
@@ -89,9 +90,12 @@ def main() -> None:
     ap.add_argument("--clips", nargs="+", default=list(CLIPS))
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "out" / "linearization.csv"))
     ap.add_argument("--table-out", help="also write the Markdown table here")
+    ap.add_argument("--eps", type=float, nargs="+", default=[1e-6], help="finite-difference steps to compare")
+    ap.add_argument("--centered", action="store_true", help="centred differences")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [r for clip in args.clips for r in measure(clip, Path(tmp))]
+        rows = [r for clip in args.clips for eps in args.eps
+                for r in measure(clip, Path(tmp), eps=eps, centered=args.centered)]
     table = pd.DataFrame(rows)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False, float_format="%.6g")
