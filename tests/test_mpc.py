@@ -176,3 +176,24 @@ def test_never_worse_than_init(generated, monkeypatch):
     res = mpc(TrackingProblem.build(model, ref, 1), MPCSettings(**FAST), init)
     assert np.array_equal(res.actions, init)
     assert "initialisation" in res.info["mpc_fallback"]
+
+
+def test_diverged_init_leaves_no_inf_in_info(generated, monkeypatch):
+    """An init whose replay diverges (dance_a's invdyn actions do at 0.81 s)
+    has no finite loss: info leaves the loss and error out and says
+    mpc_init_diverged, so the actions file can be written (no Inf in it)."""
+    gen, model, ref = generated
+    real = mpc_module.full_loss
+    calls = []
+
+    def first_diverges(*args, **kwargs):
+        calls.append(1)
+        loss, err, states = real(*args, **kwargs)
+        return (np.inf, np.inf, states) if len(calls) == 1 else (loss, err, states)
+
+    monkeypatch.setattr(mpc_module, "full_loss", first_diverges)
+    res = mpc(TrackingProblem.build(model, ref, 1), MPCSettings(**FAST), gen.actions)
+    assert res.info["mpc_init_diverged"] is True and res.info["mpc_replay_diverged"] is False
+    assert "mpc_init_loss" not in res.info and "mpc_init_err_full_rad" not in res.info
+    assert np.isfinite(res.info["mpc_loss"]) and res.info["mpc_fallback"] == ""
+    assert all(np.isfinite(v) for v in res.info.values() if isinstance(v, float))

@@ -250,39 +250,46 @@ def read_h5(path, what: str, datasets, attrs=(), *, shapes=None, extra: bool = F
         f = h5py.File(path, "r")
     except OSError as e:
         fail(f"cannot be opened as HDF5, so it is truncated or not an HDF5 file ({_h5_reason(e)})")
-    with f:
-        kind = file_kind(f)
-        missing = [n for n in datasets if not isinstance(f.get(n), h5py.Dataset)]
-        if missing:
-            if kind != "HDF5 file" and kind != what:
-                raise FileProblem(f"{path}: is a {kind}, not a {what} (it lacks dataset /{missing[0]}); "
-                                  "check the order of the file arguments.")
-            fail(f"lacks dataset /{missing[0]} of a {what}")
-        names = list(datasets)
-        if extra:
-            found = []
-            f.visititems(lambda n, o: found.append(n) if isinstance(o, h5py.Dataset) else None)
-            names += [n for n in found if n not in names]
-        data, data_attrs = {}, {}
-        for name in names:
+    # HDF5 checks its metadata checksums as it reads: a damaged object header
+    # or B-tree fails anywhere in here (as RuntimeError, OSError, KeyError...).
+    try:
+        with f:
+            kind = file_kind(f)
+            missing = [n for n in datasets if not isinstance(f.get(n), h5py.Dataset)]
+            if missing:
+                if kind != "HDF5 file" and kind != what:
+                    raise FileProblem(f"{path}: is a {kind}, not a {what} (it lacks dataset /{missing[0]}); "
+                                      "check the order of the file arguments.")
+                fail(f"lacks dataset /{missing[0]} of a {what}")
+            names = list(datasets)
+            if extra:
+                found = []
+                f.visititems(lambda n, o: found.append(n) if isinstance(o, h5py.Dataset) else None)
+                names += [n for n in found if n not in names]
+            data, data_attrs = {}, {}
+            for name in names:
+                try:
+                    arr = f[name][()]
+                except (OSError, ValueError, RuntimeError) as e:
+                    fail(f"dataset /{name} cannot be read, so the file is damaged ({_h5_reason(e)})")
+                problem = _nonfinite(f"dataset /{name}", arr)
+                if problem:
+                    fail(problem)
+                want = shapes.get(name)
+                if want is not None and (np.ndim(arr) != len(want) or
+                                         any(w is not None and w != s for w, s in zip(want, np.shape(arr)))):
+                    shown = tuple("any" if w is None else w for w in want)
+                    fail(f"dataset /{name} has shape {np.shape(arr)}, expected {shown}")
+                data[name] = arr
+                data_attrs[name] = {k: from_attr(v) for k, v in f[name].attrs.items()}
             try:
-                arr = f[name][()]
-            except (OSError, ValueError, RuntimeError) as e:
-                fail(f"dataset /{name} cannot be read, so the file is damaged ({_h5_reason(e)})")
-            problem = _nonfinite(f"dataset /{name}", arr)
-            if problem:
-                fail(problem)
-            want = shapes.get(name)
-            if want is not None and (np.ndim(arr) != len(want) or
-                                     any(w is not None and w != s for w, s in zip(want, np.shape(arr)))):
-                shown = tuple("any" if w is None else w for w in want)
-                fail(f"dataset /{name} has shape {np.shape(arr)}, expected {shown}")
-            data[name] = arr
-            data_attrs[name] = {k: from_attr(v) for k, v in f[name].attrs.items()}
-        try:
-            file_attrs = {k: from_attr(v) for k, v in f.attrs.items()}
-        except (OSError, RuntimeError) as e:
-            fail(f"its attributes cannot be read, so the file is damaged ({_h5_reason(e)})")
+                file_attrs = {k: from_attr(v) for k, v in f.attrs.items()}
+            except (OSError, RuntimeError) as e:
+                fail(f"its attributes cannot be read, so the file is damaged ({_h5_reason(e)})")
+    except FileProblem:
+        raise
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as e:
+        fail(f"its structure cannot be read, so the file is damaged ({_h5_reason(e)})")
     absent = [a for a in attrs if a not in file_attrs]
     if absent:
         fail(f"lacks attribute {absent[0]!r} of a {what} (made by an older version?)")

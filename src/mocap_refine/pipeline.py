@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -38,6 +39,8 @@ from .model import JOINTS, layout, load_model, model_sha256
 from .reference import Reference, build_reference
 from .sim import make_state, simulate_frames
 from .verify import verify
+
+log = logging.getLogger(__name__)
 
 # compute_actions times this many open-loop replays and keeps the median.
 REPLAY_TIMINGS = 3
@@ -255,7 +258,16 @@ def compute_actions(reference_h5, method: str, params: dict, out_h5, *, init_h5=
     replay_s = max(replay_s, 1e-9)
     attrs = {"method": method, "method_params": _params_json(params), "wall_s": wall, "replay_s": replay_s,
              "cost_replays": wall / replay_s, "threads": int(threads), "clip": ref_attrs["clip"]}
-    attrs.update(result.info)
+    # A method's summary numbers from a diverged replay can be Inf or NaN:
+    # they are left out (named in attribute nonfinite_info, and logged)
+    # rather than lose the job's actions to write_h5's refusal.
+    dropped = sorted(k for k, v in result.info.items()
+                     if isinstance(v, (float, np.floating)) and not np.isfinite(v))
+    attrs.update({k: v for k, v in result.info.items() if k not in dropped})
+    if dropped:
+        attrs["nonfinite_info"] = ", ".join(dropped)
+        log.warning("%s: %s of method %r not finite (a diverged replay); left out of %s",
+                    reference_h5, ", ".join(dropped), method, out_h5)
     # Warm starts, evaluate and gains check this file against their own reference.
     attrs["reference_sha256"] = ref_sha
     write_h5(out_h5, data, attrs, data_attrs)

@@ -280,6 +280,12 @@ def mpc(problem: TrackingProblem, settings: MPCSettings, init_actions: np.ndarra
         "mpc_err_full_rad": err, "mpc_replay_matches": bool(np.array_equal(replay, plan.states)),
         "mpc_diverged_frame": plan.diverged_frame, "mpc_fallback": "",
     }
+    # A diverged replay has no finite loss or error: those values are left
+    # out and mpc_init_diverged / mpc_replay_diverged say so (no Inf is ever
+    # written to a file; the invdyn init of dance_a diverges at 0.81 s).
+    info["mpc_init_diverged"] = not np.isfinite(init_loss)
+    info["mpc_replay_diverged"] = not np.isfinite(loss)
+    info = {k: v for k, v in info.items() if not (isinstance(v, float) and not np.isfinite(v))}
     actions = plan.actions
     if not loss <= init_loss:
         info["mpc_fallback"] = (f"full-clip loss {loss:.6g} of the MPC actions is worse than the "
