@@ -629,7 +629,9 @@ def test_truncated_or_flipped_h5_is_refused_or_identical(base, tmp_path_factory,
 @given(cut=st.floats(0.0, 1.0))
 def test_truncated_csv_is_refused_or_complete(base, tmp_path_factory, cut):
     """A metric table cut anywhere: FileProblem naming it, or (cut at its
-    end, or only its final newline) the whole table."""
+    very end) the whole table. A cut inside a row is caught even where the
+    row still parses (0.333333 cut to 0.33): the file lacks its final line
+    break."""
     text = base["csv"].read_bytes()
     path = tmp_path_factory.mktemp("csv") / "baseline.csv"
     path.write_bytes(text[:int(len(text) * cut)])

@@ -389,6 +389,19 @@ def read_csv(path, what: str, columns=(), *, text_columns=(), optional=(),
         raise FileProblem(f"{path}: {what} not found.")
     if Path(path).is_dir():
         raise FileProblem(f"{path}: is a folder, expected the {what}.")
+    # write_csv ends every row with a line break: a file that does not end
+    # with one was cut short inside a row (its last number may still parse).
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(size - 1, 0))
+            last = fh.read(1)
+    except OSError as e:
+        raise FileProblem(f"{path}: cannot read the {what} ({e.strerror}).") from None
+    if size and last not in (b"\n", b"\r"):
+        raise FileProblem(f"{path}: {what} does not end with a line break, so it was cut short "
+                          f"inside a row; {hint}.")
     try:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
