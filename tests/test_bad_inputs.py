@@ -432,11 +432,17 @@ def _cli_cases(b, t: Path):
         "output_is_a_folder": (["prepare", clip, t / "dir.h5", o / "d.csv"], [str(t / "dir.h5"), "folder"]),
         "output_is_the_input": (["actions", ref, "baseline", ref], [str(ref), "input"]),
         "import_unknown_clip": (["import-clip", "walkk", o / "walkk.txt"], ["'walkk'", "not a DeepMimic clip"]),
+        "init_from_another_clip": (["actions", ref, "feedback", o / "a.h5", "--params", '{"init": "baseline"}',
+                                    "--init-h5", b["other_actions"]],
+                                   [str(b["other_actions"]), "different reference", "run 'baseline'"]),
+        "init_of_another_method": (["actions", ref, "feedback", o / "a.h5", "--params", '{"init": "invdyn"}',
+                                    "--init-h5", acts], [str(acts), "'baseline'", "expected init method 'invdyn'"]),
         "gather_no_csv": (["gather", o / "c.csv", o / "missing.csv"], [str(o / "missing.csv"), "not found"]),
     }
 
 
-CLI_CASES = list(_cli_cases({"ref": Path("r"), "actions": Path("a"), "clip": Path("c")}, Path("/nonexistent")))
+CLI_CASES = list(_cli_cases({"ref": Path("r"), "actions": Path("a"), "clip": Path("c"), "other_actions": Path("o")},
+                             Path("/nonexistent")))
 
 
 @pytest.mark.parametrize("case", CLI_CASES)
