@@ -5,7 +5,11 @@ with the controller's gains (mocap_refine.controller). Reports the fraction
 of rollouts that never fall, the mean tracked fraction and err50.
 
 Run: python benchmarks/controller_noise.py [--clips walk run jump] [--method track]
-Writes benchmarks/out/controller_noise.csv and prints a Markdown table.
+    python benchmarks/controller_noise.py --results results --method gradient
+(--results: the reference and actions of a finished workflow run,
+results/{clip}/reference.h5 and results/{clip}/actions/{method}.h5, instead
+of computing them here.) Writes benchmarks/out/controller_noise.csv and the
+table, docs/results/controller_noise.md (--table-out).
 
     python benchmarks/controller_noise.py --generated 0 --regularization 0.01 1 10 100
 measures the controller's regularisation on a simulator-made trajectory
@@ -17,6 +21,8 @@ REGULARIZATION was chosen this way on seed 0 (the tests use seed 1).
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 import tempfile
 from pathlib import Path
 
@@ -45,6 +51,10 @@ def main() -> None:
     ap.add_argument("--generated", type=int, metavar="SEED",
                     help="instead: a generated trajectory and its own actions, per --regularization")
     ap.add_argument("--regularization", nargs="+", type=float, default=[REGULARIZATION])
+    ap.add_argument("--results", type=Path, metavar="DIR",
+                    help="a workflow run's results folder: read each clip's reference and the method's "
+                         "actions there instead of computing them")
+    ap.add_argument("--table-out", type=Path, default=ROOT / "docs" / "results" / "controller_noise.md")
     args = ap.parse_args()
     if args.generated is not None:
         generated(args.generated, args.regularization, args.threads)
@@ -53,18 +63,25 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for clip in args.clips:
-            d = Path(tmp) / clip
-            pipeline.import_clip(clip, d / "clip.txt")
-            pipeline.prepare(d / "clip.txt", d / "reference.h5", d / "diagnostics.csv")
-            pipeline.compute_actions(d / "reference.h5", args.method, config.get(args.method) or {},
-                                     d / "actions.h5", threads=args.threads)
-            ref, _ = pipeline.load_reference(d / "reference.h5")
-            with h5py.File(d / "actions.h5") as f:
-                actions = f["actions"][()]
+            if args.results is not None:
+                reference_h5 = args.results / clip / "reference.h5"
+                ref, _ = pipeline.load_reference(reference_h5)
+                actions = pipeline.read_actions(args.results / clip / "actions" / f"{args.method}.h5",
+                                                reference_h5, ref)["actions"]
+            else:
+                d = Path(tmp) / clip
+                pipeline.import_clip(clip, d / "clip.txt")
+                pipeline.prepare(d / "clip.txt", d / "reference.h5", d / "diagnostics.csv")
+                pipeline.compute_actions(d / "reference.h5", args.method, config.get(args.method) or {},
+                                         d / "actions.h5", threads=args.threads)
+                ref, _ = pipeline.load_reference(d / "reference.h5")
+                with h5py.File(d / "actions.h5") as f:
+                    actions = f["actions"][()]
             model = load_model(ref.physics_dt)
             problem = TrackingProblem.build(model, ref, args.threads)
             states, gains = feedback_gains(problem, actions)
             T = actions.shape[0]
+            own_fall = fall_frame(model, split_state(model, states)[1], ref.qpos)  # the noise-free replay
             for std in args.stds:
                 for mode in ("open loop", "gains"):
                     falls, errs = [], []
@@ -77,8 +94,10 @@ def main() -> None:
                         _, q, _ = split_state(model, visited)
                         falls.append(fall_frame(model, q, ref.qpos))
                         errs.append(joint_errors(model, q, ref.qpos)[1:min(50, T) + 1].mean())
-                    tracked = [1.0 if f < 0 else (f - 1) / T for f in falls]
-                    rows.append({"clip": clip, "method": args.method, "noise_std": std, "controller": mode,
+                    # As metrics.summary_metrics: a fall at frame f tracked f - 1 of T transitions.
+                    tracked = [1.0 if f < 0 else max(f - 1, 0) / T for f in falls]
+                    rows.append({"clip": clip, "method": args.method, "fall_frame_no_noise": own_fall,
+                                 "transitions": T, "noise_std": std, "controller": mode,
                                  "never_falls": f"{sum(f < 0 for f in falls)}/{SEEDS}",
                                  "tracked_fraction": float(np.mean(tracked)), "err50_rad": float(np.mean(errs))})
                     print(rows[-1], flush=True)
@@ -86,7 +105,21 @@ def main() -> None:
     out = ROOT / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "controller_noise.csv", index=False, float_format="%.6g")
-    print(table.to_markdown(index=False, floatfmt=".3g"))
+    shown = " ".join(shlex.quote(a) for a in sys.argv[1:])
+    md = (f"Generated by `python benchmarks/controller_noise.py {shown}`.\n\n"
+          f"Method {args.method}'s actions per clip, replayed from the reference state of frame 0 with "
+          f"Gaussian noise (std in normalised action units, a fresh draw per frame and motor) added to every "
+          f"action: `open loop` executes clip(actions + noise, -1, 1), `gains` the feedback controller "
+          f"clip(clip(actions + K (x - x_nom), -1, 1) + noise, -1, 1) (mocap_refine.controller, "
+          f"regularisation {REGULARIZATION:g}). {SEEDS} seeded rollouts per row (noise of rollout i from "
+          f"np.random.default_rng(i), the same for both controllers). never_falls: rollouts the fall rule "
+          f"never flags; fall_frame_no_noise: where the actions fall without noise (-1: never), which bounds "
+          f"what a controller around them can track; tracked_fraction: mean over rollouts of (fall frame - 1) / transitions (1 without a "
+          f"fall); err50_rad: mean over rollouts of the mean joint error over frames 1 .. 50 (the whole "
+          f"rollout, also after a fall).\n\n" + table.to_markdown(index=False, floatfmt=".3g") + "\n")
+    args.table_out.parent.mkdir(parents=True, exist_ok=True)
+    args.table_out.write_text(md)
+    print(md)
 
 
 def generated(seed: int, regularizations, threads: int, std: float = 0.05, seeds: int = 10) -> None:
