@@ -13,6 +13,9 @@ rule dataset:
     conda:
         "../../environment.yml"
     threads: 1
+    resources:
+        runtime=job_runtime_min,
+        mem_mb=job_mem_mb,
     params:
         clips=CLIPS,
         settings=lambda wildcards: config.get("dataset") or {},
@@ -35,6 +38,9 @@ rule minari:
     conda:
         "../../environment.yml"
     threads: 1
+    resources:
+        runtime=job_runtime_min,
+        mem_mb=job_mem_mb,
     message:
         "minari: one Minari dataset per clip from method {wildcards.method}'s dataset"
     script:
