@@ -72,8 +72,8 @@ class DatasetSettings:
                         "rollouts do not depend on the other clips)", minimum=0, maximum=2 ** 32 - 1)
     body_positions: bool = setting(False, "also observe every body's world position (m)")
     validation_clips: tuple[str, ...] = setting(("jump",), "clips of the validation split, the others train "
-                                                "(each must be a clip name; names not in the dataset are "
-                                                "ignored; a dataset needs one training clip)")
+                                                "(each must be one of the configured clips; a dataset needs "
+                                                "one training clip)")
 
 
 # ---------------------------------------------------------------- model and observations
