@@ -172,7 +172,18 @@ start_slurm() {
 cmd_up() {
     [[ $EUID -eq 0 ]] || die "needs root (apt-get, daemons, /etc/slurm)"
     if [[ -s "$STATE/started" ]]; then
-        die "already up (see $STATE/started); run '$0 down' first"
+        # Started by an earlier `up`: use it when every daemon is alive and
+        # the node answers, otherwise stop what is left and start afresh.
+        local name pidfile all_alive=1
+        while read -r name pidfile; do
+            alive "$(pid_of "$pidfile")" || all_alive=0
+        done < "$STATE/started"
+        if ((all_alive)) && sinfo -h -n "$HOST" -o %T 2>/dev/null | grep -qx idle; then
+            log "already up (started earlier, see $STATE/started): using it"
+            return 0
+        fi
+        log "an earlier bring-up is partly down: stopping what is left and starting again"
+        cmd_down
     fi
     mkdir -p "$STATE"
     : > "$STATE/started"
