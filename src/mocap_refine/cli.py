@@ -140,26 +140,22 @@ def _json(text: str) -> dict:
     return value
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1 (threads, cycles)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
+def _positive(convert, what: str):
+    """argparse type: `convert(text)`, finite and > 0, else one line saying
+    `what` was expected (threads and cycles: whole numbers; rates: numbers)."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    """argparse type: a finite number > 0 (rates)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
+_positive_int = _positive(int, "a whole number >= 1")
+_positive_float = _positive(float, "a finite number > 0")
 
 
 # Per command: the arguments that are input files, and the output files with

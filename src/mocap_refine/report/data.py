@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from ..io import from_attr as _attr
 from ..metrics import METRIC_COLUMNS
 
 # Context columns (same for every method of a clip) vs metric columns.
@@ -80,14 +81,6 @@ class MethodRun:
     @property
     def has_replay(self) -> bool:
         return self.joint_err is not None
-
-
-def _attr(value):
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _group(f, name: str) -> dict:
