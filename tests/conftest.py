@@ -1,14 +1,22 @@
-"""Shared fixtures for the foundation unit tests.
+"""Shared fixtures.
 
 Generated trajectories are cheap (about 0.05 s each) but several test modules
 use the same one, so it is built once per session. Tests must not modify the
 arrays they get (they are shared); copy first.
+
+The .test workflow (every method on two generated clips) is the slowest
+thing the suite does; it runs once per session (:func:`test_workflow_run`)
+and the workflow, SLURM and report tests share it.
 """
 
 from __future__ import annotations
 
+import shutil
+import time
+
 import numpy as np
 import pytest
+from workflow_run import TEST_RUN_CORES, WorkflowRun, copy_workflow, failure_text, run_snakemake
 
 from mocap_refine.generate import generate_trajectory, write_generated_clip
 from mocap_refine.model import load_model
@@ -49,3 +57,37 @@ def gen_clip(tmp_path_factory, gen):
 def model():
     """The humanoid at the default 600 Hz physics rate."""
     return load_model()
+
+
+# ---------------------------------------------------------------- the .test workflow, run once
+
+@pytest.fixture(scope="session")
+def test_workflow_run(tmp_path_factory) -> WorkflowRun:
+    """The .test workflow (config/test_config.yaml: every method, two short
+    generated clips) run once on local cores, shared by tests/test_workflow.py
+    (which then changes and reruns parts of it), tests/test_slurm.py (its
+    outputs against a cluster run's: `snapshot`) and the report tests."""
+    root = copy_workflow(tmp_path_factory.mktemp("test_workflow_run") / "workflow")
+    workdir = root / ".test"
+    clips = sorted((workdir / "motions").glob("*.txt"))
+    assert clips, ".test/motions has no clips"
+    before = {p.name: p.read_bytes() for p in clips}
+    start = time.monotonic()
+    proc = run_snakemake(root, "--cores", str(TEST_RUN_CORES), "all")
+    wall = time.monotonic() - start
+    assert proc.returncode == 0, failure_text(proc, workdir)
+    assert {p.name: p.read_bytes() for p in clips} == before, "user-supplied clips must never be rewritten"
+    snapshot = root.parent / "results_snapshot"
+    shutil.copytree(workdir / "results", snapshot)
+    return WorkflowRun(root=root, workdir=workdir, snapshot=snapshot, cores=TEST_RUN_CORES, wall_s=wall)
+
+
+@pytest.fixture(scope="session")
+def test_workflow_report(test_workflow_run) -> WorkflowRun:
+    """The shared run's `snakemake --report results/report.html` (README's
+    command: no --config; the report covers the run's clips and methods)."""
+    run = test_workflow_run
+    proc = run_snakemake(run.root, "--report", "results/report.html", timeout=900)
+    assert proc.returncode == 0, failure_text(proc)
+    assert (run.workdir / "results" / "report.html").is_file()
+    return run

@@ -151,7 +151,10 @@ def test_report_after_a_subset_run_needs_no_config(tmp_path):
         r"data:[\w/+.-]+;charset=[\w-]+;filename=([\w.-]+);base64,([A-Za-z0-9+/=]+)", page)}
     assert embedded["comparison.png"] == (tmp_path / "results" / "gen_a" / "comparison.png").read_bytes()
     assert embedded["summary.png"] == (tmp_path / "results" / "summary.png").read_bytes()
-    assert {f"{m}_replay.html" for m in methods} <= set(embedded)
+    # The clip's replays at key frames are embedded; the animations are not (files the caption names).
+    assert embedded["replays.png"] == (tmp_path / "results" / "gen_a" / "replays.png").read_bytes()
+    assert not [name for name in embedded if name.endswith((".gif", "_replay.html"))]
+    assert "results/gen_a/invdyn.gif" in page
     assert "gen_b" not in page
 
     # --config naming another run: the command that makes it, one sentence.

@@ -1,6 +1,7 @@
 """End-to-end test of the Snakemake workflow in a temporary copy.
 
-One full run on two short generated clips (config/test_config.yaml), then:
+The session's full run of the .test workflow (config/test_config.yaml on
+its two short generated clips; conftest.test_workflow_run), then:
 every documented output exists with its datasets and columns; a second run has
 nothing to do; changing one method's parameters reruns only that method (and
 the gathered tables); an unknown clip or method stops with a clear message;
@@ -10,19 +11,18 @@ runs on its own in a fresh directory.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from workflow_run import failure_text, run_snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 CLIPS = ("gen_a", "gen_b")
@@ -38,30 +38,16 @@ N_JOINTS = 12
 pytestmark = pytest.mark.slow
 
 
-def _snakemake_exe() -> str:
-    candidate = Path(sys.executable).parent / "snakemake"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("snakemake")
-    if found is None:
-        pytest.skip("snakemake executable not found")
-    return found
-
-
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    # Jobs' scripts must run with this interpreter's environment.
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    cmd = [_snakemake_exe(), "--configfile", "config/test_config.yaml", *args]
-    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=1800)
+    """Snakemake on the test configuration in `workdir`: the shared run's
+    .test folder (run from its workflow copy with --directory .test) or a
+    fresh copy of the workflow (_copy_workflow)."""
+    if workdir.name == ".test":
+        proc = run_snakemake(workdir.parent, *args)
+    else:
+        proc = run_snakemake(workdir, "--configfile", "config/test_config.yaml", *args, directory=None)
     if check and proc.returncode != 0:
-        logs = "\n".join(
-            f"--- {p.relative_to(workdir)}\n{p.read_text()[-3000:]}"
-            for p in sorted((workdir / "logs").rglob("*.log"))
-        ) if (workdir / "logs").exists() else ""
-        raise AssertionError(
-            f"{' '.join(cmd)} failed ({proc.returncode})\n{proc.stdout[-5000:]}\n{proc.stderr[-5000:]}\n{logs}"
-        )
+        raise AssertionError(failure_text(proc, workdir))
     return proc
 
 
@@ -83,10 +69,6 @@ def nothing_to_do(workdir: Path) -> bool:
     return "Nothing to be done" in proc.stdout + proc.stderr
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _copy_workflow(work: Path) -> Path:
     """The workflow's files in `work`, with an empty motions/ folder."""
     shutil.copy2(REPO / "Snakefile", work / "Snakefile")
@@ -98,23 +80,19 @@ def _copy_workflow(work: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    from mocap_refine.generate import write_generated_clip
-
-    work = _copy_workflow(tmp_path_factory.mktemp("workflow"))
-    for seed, clip in enumerate(CLIPS):
-        write_generated_clip(work / "motions" / f"{clip}.txt", seconds=0.5, frame_dt=1 / 30, seed=seed)
-    before = {clip: sha256(work / "motions" / f"{clip}.txt") for clip in CLIPS}
-    snakemake(work, "--cores", "2", "all")
-    after = {clip: sha256(work / "motions" / f"{clip}.txt") for clip in CLIPS}
-    assert before == after, "user-supplied clips must never be rewritten"
-    return work
+def workdir(test_workflow_run) -> Path:
+    """The session's .test run (conftest.test_workflow_run: every method on
+    gen_a and gen_b, clips checked unchanged by it); these tests rerun parts
+    of it in place."""
+    return test_workflow_run.workdir
 
 
 def configured_methods(workdir: Path) -> list[str]:
     import yaml
 
-    return yaml.safe_load((workdir / "config" / "test_config.yaml").read_text())["methods"]
+    # The .test folder's config/config.yaml is config/test_config.yaml (a link).
+    name = "config.yaml" if workdir.name == ".test" else "test_config.yaml"
+    return yaml.safe_load((workdir / "config" / name).read_text())["methods"]
 
 
 def test_outputs_have_documented_datasets_and_columns(workdir):
@@ -184,7 +162,8 @@ def test_changing_one_method_reruns_only_that_method(workdir):
     # report.smk: the comparison figures/tables of every clip and the summary ones.
     expected |= {f"results/{c}/comparison.{ext}" for c in CLIPS for ext in ("png", "md", "html")}
     expected |= {f"results/summary.{ext}" for ext in ("png", "md", "html")}
-    expected |= {f"results/{c}/feedback{suffix}" for c in CLIPS for suffix in (".gif", "_replay.html")}
+    # The clip's replays at key frames (every method's row) and feedback's animation.
+    expected |= {f"results/{c}/replays.png" for c in CLIPS} | {f"results/{c}/feedback.gif" for c in CLIPS}
     assert outputs == expected
 
 

@@ -90,13 +90,11 @@ def all_outputs():
         ]
         for method in METHODS:
             outputs += [f"results/{clip}/{method}.h5", f"results/{clip}/{method}.csv"]
-        # report.smk: the clip's comparison figure and tables, replay animations.
+        # report.smk: the clip's comparison figure and tables, its replays at
+        # key frames, and every method's replay animation.
         outputs += [f"results/{clip}/comparison.{ext}" for ext in ("png", "md", "html")]
-        outputs += [
-            f"results/{clip}/{m}{suffix}"
-            for m in METHODS
-            for suffix in (".gif", "_replay.html")
-        ]
+        outputs.append(f"results/{clip}/replays.png")
+        outputs += [f"results/{clip}/{m}.gif" for m in METHODS]
     outputs.append("results/summary.csv")
     outputs += [f"results/summary.{ext}" for ext in ("png", "md", "html")]
     return outputs

@@ -80,20 +80,45 @@ rule plot_summary:
         "../scripts/plot_summary.py"
 
 
+rule plot_replays:
+    """One clip's replays at a glance: side views of every method at key
+    frames over the reference (the report shows this, not the animations)."""
+    input:
+        h5=lambda wc: expand("results/{clip}/{method}.h5", clip=wc.clip, method=METHODS),
+    output:
+        report(
+            "results/{clip}/replays.png",
+            caption="../report/replays_png.rst",
+            category="Clips",
+            subcategory="{clip}",
+            labels={"clip": "{clip}", "figure": "replays at key frames"},
+        ),
+    log:
+        "logs/report/plot_replays/{clip}.log",
+    benchmark:
+        "benchmarks/out/report/plot_replays/{clip}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 1
+    resources:
+        runtime=job_runtime_min,
+        mem_mb=job_mem_mb,
+    params:
+        methods=METHODS,
+    message:
+        "plot_replays: clip {wildcards.clip}, methods {params.methods}"
+    script:
+        "../scripts/plot_replays.py"
+
+
 rule animate:
     """Skeleton of one method's replay over the reference (ghost), as a GIF
-    and as an HTML page embedding it (the report shows HTML inline)."""
+    (a file next to the results; too large to embed in the report, whose
+    replays.png caption names it)."""
     input:
         "results/{clip}/{method}.h5",
     output:
-        gif="results/{clip}/{method}.gif",
-        html=report(
-            "results/{clip}/{method}_replay.html",
-            caption="../report/animation.rst",
-            category="Replays",
-            subcategory="{clip}",
-            labels={"clip": "{clip}", "method": "{method}"},
-        ),
+        "results/{clip}/{method}.gif",
     log:
         "logs/report/animate/{clip}/{method}.log",
     benchmark:

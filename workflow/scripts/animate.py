@@ -1,4 +1,4 @@
-"""Snakemake script (rule animate): results/{clip}/{method}.gif and _replay.html."""
+"""Snakemake script (rule animate): results/{clip}/{method}.gif."""
 
 import logging
 import sys
@@ -12,19 +12,6 @@ log_to(snakemake.log[0])
 
 from mocap_refine import report  # noqa: E402
 
-clip, method = snakemake.wildcards.clip, snakemake.wildcards.method
-info = report.animate_replay(snakemake.input[0], snakemake.output.gif)
-logging.info("animation frames %s, fall frame %s", info["frames"], info["fall_frame"])
-fall = info["fall_frame"]
-why = {
-    "height": "root height off the reference by more than 0.25 m",
-    "orientation": "root orientation off the reference by more than 60 degrees",
-    "contact": "a body other than the feet touches the floor where the reference's does not",
-    "diverged": "the physics diverged",
-}.get(info.get("fall_reason", ""), "see README, Metrics")
-report.gif_page(
-    snakemake.output.gif,
-    snakemake.output.html,
-    f"{clip} / {method}: open-loop replay (colour) over the reference (grey)",
-    "Never falls." if fall < 0 else f"Falls at frame {fall} ({why}).",
-)
+info = report.animate_replay(snakemake.input[0], snakemake.output[0])
+logging.info("animation frames %s, fall frame %s (%s)", info["frames"], info["fall_frame"],
+             info.get("fall_reason") or "never falls")

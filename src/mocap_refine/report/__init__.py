@@ -4,11 +4,13 @@ Per clip (from ``results/{clip}/{method}.h5`` and ``comparison.csv``):
 :func:`plot_clip` writes comparison.png, :func:`write_clip_tables`
 comparison.html and comparison.md. Across clips (from ``summary.csv``):
 :func:`plot_summary` writes summary.png, :func:`write_summary_tables`
-summary.html and summary.md. :func:`animate_replay` and :func:`gif_page`
-write a method's replay animation and its page.
+summary.html and summary.md. :func:`plot_keyframes` writes replays.png (every
+method's replay at key frames, the report's view of the replays) and
+:func:`animate_replay` a method's full replay animation ({method}.gif, a file
+the report names but does not embed).
 
 Modules: ``data`` (files in, DataFrames and table views out), ``figures``
-and ``summary_figure`` (matplotlib), ``animation``, ``html`` (Jinja2
+and ``summary_figure`` (matplotlib), ``keyframes``, ``animation``, ``html`` (Jinja2
 templates) and ``markdown``. Both table formats are drawn from the same
 table view; neither is parsed from the other.
 """
@@ -21,7 +23,8 @@ from .data import (METRICS, MISSING_STATUS, MethodRun, best_rows, clip_context, 
                    same_replay_as, table_view)
 from .figures import (CLIP_FIGSIZE_IN, clip_figure, fate, plot_clip, plot_history, plot_invdyn,
                       plot_joint_bars, plot_joint_error, plot_root_path)
-from .html import clip_page, gif_page, summary_page, write_text
+from .html import clip_page, summary_page, write_text
+from .keyframes import KEYFRAMES, key_frames, keyframes_figsize, keyframes_figure, plot_keyframes
 from .markdown import clip_markdown, summary_markdown
 from .style import DPI, METHOD_COLORS, method_color
 from .summary_figure import plot_summary, summary_figsize

@@ -12,9 +12,8 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..io import atomic_path
 from .data import MethodRun, is_ok, load_runs, same_replay_as
-from .style import DPI, REFERENCE_COLOR, legend_below, line_widths, log_axis, method_color, no_data
+from .style import DPI, REFERENCE_COLOR, legend_below, line_widths, log_axis, method_color, no_data, save_png
 
 CLIP_FIGSIZE_IN = (15.0, 13.5)
 GRAVITY_M_S2 = 9.81
@@ -286,8 +285,7 @@ def plot_clip(h5_paths, out_png, clip: str | None = None) -> dict:
     fig, marked = clip_figure(runs, clip)
     try:
         size = tuple(int(v) for v in fig.canvas.get_width_height())
-        with atomic_path(out_png) as tmp:
-            fig.savefig(tmp, format="png", dpi=DPI)
+        save_png(fig, out_png)
     finally:
         plt.close(fig)
     return {"fall_frames": marked, "size_px": size}

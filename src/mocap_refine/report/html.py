@@ -1,11 +1,10 @@
-"""The report's HTML pages (comparison.html, summary.html, the replay
-pages): table views and notes in, standalone HTML out, through Jinja2
-templates. The Snakemake report shows HTML inline (Markdown and GIFs only as
-downloads), so every page is self-contained."""
+"""The report's HTML pages (comparison.html, summary.html): table views and
+notes in, standalone HTML out, through Jinja2 templates. The Snakemake report
+shows HTML inline (Markdown only as a download), so every page is
+self-contained."""
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import jinja2
@@ -23,7 +22,6 @@ td.best { font-weight: bold; }
 tr.failed td { background: #f8d7d7; }
 tr.diverged td { background: #fdf0d0; }
 p { max-width: 60em; }
-img.replay { max-width: 100%; height: auto; image-rendering: auto; }
 """
 
 TEMPLATES = {
@@ -58,11 +56,6 @@ TEMPLATES = {
 {{ table(full) }}
 <p>{{ notes }}</p>
 {% endblock %}""",
-    "gif.html": """{% extends "base.html" %}{% block body %}
-<h2>{{ title }}</h2>
-<img class="replay" alt="{{ title }}" src="data:image/gif;base64,{{ gif_b64 }}" width="{{ width }}" height="{{ height }}">
-<p>{{ caption }}</p>
-{% endblock %}""",
 }
 
 _ENV = jinja2.Environment(loader=jinja2.DictLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined,
@@ -87,15 +80,3 @@ def write_text(path, text: str) -> None:
     """Write `text` to `path` atomically (UTF-8)."""
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
-
-
-def gif_page(gif_path, out_html, title: str, caption: str = "") -> None:
-    """A standalone HTML page showing the GIF (embedded as base64) at its
-    own size, shrunk to the page width on narrow screens."""
-    from PIL import Image
-
-    data = Path(gif_path).read_bytes()
-    with Image.open(gif_path) as im:
-        width, height = im.size
-    write_text(out_html, render("gif.html", title=title, caption=caption, width=width, height=height,
-                                gif_b64=base64.b64encode(data).decode()))

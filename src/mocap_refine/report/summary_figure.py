@@ -15,9 +15,8 @@ import pandas as pd
 from matplotlib import colors as mcolors
 from matplotlib import ticker
 
-from ..io import atomic_path
 from .data import MISSING_STATUS, complete_table, diverged_frame, is_failed, read_metrics
-from .style import DPI, log_axis, method_color, no_data
+from .style import DPI, log_axis, method_color, no_data, save_png
 
 SUMMARY_WIDTH_IN = 12.8  # 1280 px at DPI: the page width of a 1366-pixel screen
 # Fixed colour scales, so a colour means the same error in every run and a
@@ -133,8 +132,7 @@ def plot_summary(summary_csv, out_png, methods=None, clips=None) -> dict:
             _wall_time_bars(axes[3], table, methods)
         fig.suptitle("All clips: which method tracks best, and at what cost", fontsize=14)
         size = tuple(int(v) for v in fig.canvas.get_width_height())
-        with atomic_path(out_png) as tmp:
-            fig.savefig(tmp, format="png", dpi=DPI)
+        save_png(fig, out_png)
     finally:
         plt.close(fig)
     return {"size_px": size}
