@@ -85,7 +85,7 @@ def test_tracks_a_trajectory_the_simulator_made(generated_problem, gen, gen_mode
     assert ver.metrics["err_full_rad"] < start.metrics["err_full_rad"] / 5
     # What the method reports is what the verifier replays.
     _, q, v = split_state(gen_model, problem.rollout(out.actions).states[0])
-    loss = tracking_loss(gen_model, q, v, ref.qpos, ref.qvel, out.actions, s.weights)
+    loss = tracking_loss(gen_model, q, v, ref.qpos, ref.qvel, out.actions, s.frame_weights(ref.frame_dt))
     assert out.history[-1]["loss"] == pytest.approx(float(loss), rel=1e-12)
     assert np.all(np.abs(out.actions) <= 1.0)
 
@@ -111,3 +111,44 @@ def test_init_actions_of_the_wrong_shape_are_refused(gen, gen_model):
     ref = Reference(gen.qpos[:7], gen.qvel[:7], gen.frame_dt, gen.physics_dt, gen.substeps)
     with pytest.raises(ValueError, match=r"track: init actions have shape \(3, 28\), expected \(6, 28\)"):
         track(TrackingProblem.build(gen_model, ref), TrackSettings(), np.zeros((3, 28)))
+
+
+def test_velocity_weights_scale_with_the_frame_duration():
+    """A velocity error is weighed as the angle (distance) it turns in one
+    frame: the same settings weigh velocities 4 times less at twice the frame rate."""
+    s = TrackSettings()
+    w30, w60 = s.frame_weights(1 / 30), s.frame_weights(1 / 60)
+    assert w30.vel == pytest.approx(s.w_vel / 900) and w30.root_vel == pytest.approx(s.w_root_vel / 900)
+    assert w30.vel == pytest.approx(4 * w60.vel) and w30.root_vel == pytest.approx(4 * w60.root_vel)
+    assert (w30.joint, w30.root_pos, w30.root_rot, w30.effort) == (s.w_joint, s.w_root_pos, s.w_root_rot, s.w_effort)
+
+
+def test_jacobian_stride_interpolates_between_the_frames_it_takes(generated_problem):
+    """With jacobian_stride 3 a 7-frame window takes Jacobians at frames 0, 3
+    and 6 only; frame 1 is 2/3 of frame 0's plus 1/3 of frame 3's."""
+    from mocap_refine.derivatives import frame_jacobians
+    from mocap_refine.methods.track import _JacobianCache
+    problem, ref = generated_problem
+    states, actions = problem.ref_states[:7], inverse_dynamics_actions(problem)[:7]
+    cache = _JacobianCache(problem, 0.0, 1e-6, stride=3)
+    A, B = cache.get(0, states, actions)
+    assert cache.computed == 3
+    A0, B0 = frame_jacobians(problem.model, states[[0, 3, 6]], actions[[0, 3, 6]], ref.substeps, problem.pool)
+    np.testing.assert_allclose(A[[0, 3, 6]], A0, atol=1e-12)
+    np.testing.assert_allclose(B[1], 2 / 3 * B0[0] + 1 / 3 * B0[1], atol=1e-12)
+    np.testing.assert_allclose(A[5], 1 / 3 * A0[1] + 2 / 3 * A0[2], atol=1e-12)
+
+
+def test_body_point_cost_changes_the_plan_and_stays_exact(gen, gen_model):
+    """With body-point weights the windows minimise a different loss (other
+    actions), and what the method returns still replays as it reports."""
+    ref = Reference(gen.qpos[:13], gen.qvel[:13], gen.frame_dt, gen.physics_dt, gen.substeps)
+    problem = TrackingProblem.build(gen_model, ref)
+    plain = TrackSettings(horizon_s=0.2, commit_s=0.1, iterations=2)
+    points = TrackSettings(horizon_s=0.2, commit_s=0.1, iterations=2, w_point_centroid=30.0,
+                           w_point_relative=10.0)
+    a, b = track(problem, plain), track(problem, points)
+    assert not np.array_equal(a.actions, b.actions)
+    _, q, v = split_state(gen_model, problem.rollout(b.actions).states[0])
+    loss = tracking_loss(gen_model, q, v, ref.qpos, ref.qvel, b.actions, points.frame_weights(ref.frame_dt))
+    assert b.history[-1]["loss"] == pytest.approx(float(loss), rel=1e-12)

@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..body_points import PointWeights, point_kinematics, point_residual, point_residual_jacobian
 from ..derivatives import frame_jacobians, residual_jacobian, state_difference
 from ..metrics import fall_frame, joint_errors
 from ..model import layout, smooth_contact_model
@@ -51,7 +52,14 @@ MIN_REGULARIZATION, MAX_REGULARIZATION = 1e-6, 1e6
 
 
 @dataclass(frozen=True)
-class TrackSettings(weight_settings(root_pos=30.0, root_vel=0.3)):
+class TrackSettings(weight_settings(root_pos=30.0)):
+    # Velocity errors are weighed as the position error they make over one
+    # frame, (v - v_ref) * frame_dt: the same weight means the same at any
+    # frame rate, and noisy mocap velocities do not outweigh the poses.
+    w_vel: float = setting(0.3, "weight of the joint and root angular velocity errors times the frame "
+                           "duration (the angle they turn in one frame)", minimum=0.0, unit="1/rad^2")
+    w_root_vel: float = setting(9.0, "weight of the root linear velocity error times the frame duration",
+                                minimum=0.0, unit="1/m^2")
     horizon_s: float = setting(0.5, "length of the planning window", exclusive_minimum=0.0, maximum=5.0, unit="s")
     commit_s: float = setting(0.1, "actions committed per window before it moves on",
                               exclusive_minimum=0.0, maximum=5.0, unit="s")
@@ -66,11 +74,27 @@ class TrackSettings(weight_settings(root_pos=30.0, root_vel=0.3)):
                                     exclusive_minimum=0.0, maximum=1e6)
     fd_eps: float = setting(1e-6, "finite-difference step of the frame Jacobians", exclusive_minimum=0.0,
                             maximum=1e-2)
+    jacobian_stride: int = setting(1, "frame Jacobians are taken every this many frames of a window (and at "
+                                   "its last) and interpolated between; 1: every frame", minimum=1, maximum=10)
     smooth_contacts: bool = setting(False, "take the frame Jacobians on a copy of the model whose contacts "
                                     "start soft (solimp[0] = 0, as MuJoCo MPC's planning model); rollouts "
                                     "stay on the exact model")
+    w_point_centroid: float = setting(0.0, "weight of the error of the centroid of the body points "
+                                      "(body_points: the 15 body geom centres)", minimum=0.0, unit="1/m^2")
+    w_point_relative: float = setting(0.0, "weight of each body point's error relative to the centroid",
+                                      minimum=0.0, unit="1/m^2")
+    w_point_velocity: float = setting(0.0, "weight of each body point's velocity error", minimum=0.0,
+                                      unit="s^2/m^2")
     init: str | None = setting(None, "method whose actions start the tracker; null: inverse dynamics of the "
                                "reference", choices=INIT_METHODS)
+
+    def frame_weights(self, frame_dt: float) -> Weights:
+        """The objective's weights at a frame duration (s): velocity weights times frame_dt^2."""
+        return replace(self.weights, vel=self.w_vel * frame_dt ** 2, root_vel=self.w_root_vel * frame_dt ** 2)
+
+    @property
+    def point_weights(self) -> PointWeights:
+        return PointWeights(self.w_point_centroid, self.w_point_relative, self.w_point_velocity)
 
     def __post_init__(self):
         if self.commit_s > self.horizon_s:
@@ -97,8 +121,9 @@ class _JacobianCache:
     """Frame Jacobians of the whole clip with the (state, action) they were
     taken at; :meth:`get` recomputes only the frames that moved."""
 
-    def __init__(self, problem: TrackingProblem, tol: float, eps: float, smooth_contacts: bool = False):
-        self.p, self.tol, self.eps = problem, tol, eps
+    def __init__(self, problem: TrackingProblem, tol: float, eps: float, smooth_contacts: bool = False,
+                 stride: int = 1):
+        self.p, self.tol, self.eps, self.stride = problem, tol, eps, int(stride)
         self.model, self.pool = problem.model, problem.pool
         if smooth_contacts:
             self.model = smooth_contact_model(problem.model)
@@ -123,6 +148,23 @@ class _JacobianCache:
                                np.linalg.norm(actions[fresh] - self.u[sl][fresh], axis=1)) > self.tol
             stale[np.nonzero(fresh)[0][moved]] = True
         idx = np.nonzero(stale)[0]
+        if idx.size and self.stride > 1:
+            # Every stride-th frame and the last; the frames between get
+            # Jacobians interpolated linearly in time (MuJoCo MPC's
+            # derivative skipping).
+            anchors = np.union1d(np.arange(0, W, self.stride), [W - 1])
+            A, B = frame_jacobians(self.model, states[anchors], actions[anchors], self.p.ref.substeps, self.pool,
+                                   self.eps)
+            self.computed += anchors.size
+            pos = np.arange(W)
+            hi = np.clip(np.searchsorted(anchors, pos), 1, anchors.size - 1) if anchors.size > 1 else np.zeros(W, int)
+            lo = np.maximum(hi - 1, 0)
+            span = np.maximum(anchors[hi] - anchors[lo], 1)
+            f = np.clip((pos - anchors[lo]) / span, 0.0, 1.0)[:, None, None]
+            self.A[sl] = (1 - f) * A[lo] + f * A[hi]
+            self.B[sl] = (1 - f) * B[lo] + f * B[hi]
+            self.x[sl], self.u[sl] = states, actions
+            return self.A[sl], self.B[sl]
         if idx.size:
             A, B = frame_jacobians(self.model, states[idx], actions[idx], self.p.ref.substeps, self.pool, self.eps)
             self.A[t0 + idx], self.B[t0 + idx] = A, B
@@ -131,15 +173,35 @@ class _JacobianCache:
         return self.A[sl], self.B[sl]
 
 
-def _window_residuals(problem, states, actions, t0, w):
-    """Stacked residuals (B, W * 2nv + W * nu) of rollouts states (B, W+1, nstate)
-    with actions (B, W, nu) starting at frame t0."""
-    W = actions.shape[1]
+def _window_residuals(problem, states, actions, t0, w, points=None):
+    """Stacked residuals (B, W * 2nv + W * nu [+ W * (3 + 6P)]) of rollouts
+    states (B, W+1, nstate) with actions (B, W, nu) starting at frame t0;
+    points: the body-point term (_Points) or None."""
+    B, W = actions.shape[:2]
     ref = problem.ref
     _, q, v = split_state(problem.model, states[:, 1:])
     r = tracking_residual(problem.model, q, v, ref.qpos[t0 + 1:t0 + W + 1], ref.qvel[t0 + 1:t0 + W + 1], w)
-    return np.concatenate([r.reshape(actions.shape[0], -1),
-                           np.sqrt(w.effort) * actions.reshape(actions.shape[0], -1)], axis=1)
+    parts = [r.reshape(B, -1), np.sqrt(w.effort) * actions.reshape(B, -1)]
+    if points is not None:
+        pos, vel = point_kinematics(problem.model, q, v)
+        rp = point_residual(pos, vel, points.pos[t0 + 1:t0 + W + 1], points.vel[t0 + 1:t0 + W + 1], points.w)
+        parts.append(rp.reshape(B, -1))
+    return np.concatenate(parts, axis=1)
+
+
+@dataclass(frozen=True)
+class _Points:
+    """The body-point term: reference point positions and velocities (N, P, 3) and weights."""
+    pos: np.ndarray
+    vel: np.ndarray
+    w: PointWeights
+
+    @classmethod
+    def build(cls, problem: TrackingProblem, w: PointWeights):
+        if not w.active:
+            return None
+        pos, vel = point_kinematics(problem.model, problem.ref.qpos, problem.ref.qvel)
+        return cls(pos, vel, w)
 
 
 def backward_pass(A, B, g, H, u, effort, mu, defects=None):
@@ -198,16 +260,24 @@ def forward_pass(model, substeps, pool, state0, x_nom, u_nom, k, K, alphas):
     return X, U, diverged
 
 
-def _cost_derivatives(problem, x, t0, w):
+def _cost_derivatives(problem, x, t0, w, points=None):
     """Gradient (W, n) and Gauss-Newton Hessian (W, n, n) of the tracking
     cost of window states x[1:] (frames t0+1..t0+W)."""
     W = x.shape[0] - 1
     ref = problem.ref
     r, Jr = residual_jacobian(problem.model, x[1:], ref.qpos[t0 + 1:t0 + W + 1], ref.qvel[t0 + 1:t0 + W + 1], w)
-    return 2 * np.einsum("tij,ti->tj", Jr, r), 2 * np.einsum("tij,tik->tjk", Jr, Jr)
+    g, H = 2 * np.einsum("tij,ti->tj", Jr, r), 2 * np.einsum("tij,tik->tjk", Jr, Jr)
+    if points is not None:
+        _, q, v = split_state(problem.model, x[1:])
+        pos, vel, J = point_kinematics(problem.model, q, v, jacobians=True)
+        rp = point_residual(pos, vel, points.pos[t0 + 1:t0 + W + 1], points.vel[t0 + 1:t0 + W + 1], points.w)
+        Jp = point_residual_jacobian(J, points.w)
+        g = g + 2 * np.einsum("tij,ti->tj", Jp, rp)
+        H = H + 2 * np.einsum("tij,tik->tjk", Jp, Jp)
+    return g, H
 
 
-def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weights, mu: float):
+def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weights, mu: float, points=None):
     """iLQR on one window from x_nom[0]. x_nom (W+1, nstate): the nominal
     states, the previous window's rollout where it reaches and the reference
     beyond (so the first backward pass sees the defects and the first
@@ -223,14 +293,14 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
     its = 0
     for its in range(1, s.iterations + 1):
         A, B = cache.get(t0, x[:-1], u)
-        g, H = _cost_derivatives(problem, x, t0, w)
+        g, H = _cost_derivatives(problem, x, t0, w, points)
         gain = -1.0
         for _ in range(REGULARIZATION_TRIES):
             step = backward_pass(A, B, g, H, u, w.effort, mu, defects)
             if step is not None:
                 X, U, diverged = forward_pass(problem.model, problem.ref.substeps, problem.pool, x_nom[0], x, u,
                                               *step, LINE_SEARCH)
-                losses = np.sum(_window_residuals(problem, X, U, t0, w) ** 2, axis=1)
+                losses = np.sum(_window_residuals(problem, X, U, t0, w, points) ** 2, axis=1)
                 losses[diverged >= 0] = np.inf
                 best = int(np.argmin(losses))
                 if losses[best] < loss:
@@ -251,7 +321,7 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
     t_start = time.perf_counter()
     model, ref = problem.model, problem.ref
     T = problem.n_actions
-    w = s.weights
+    w = s.frame_weights(ref.frame_dt)
     if init_actions is None:
         init = inverse_dynamics_actions(problem)
     else:
@@ -260,7 +330,8 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
             raise ValueError(f"track: init actions have shape {init.shape}, expected {(T, model.nu)}")
     horizon, commit = frames_for(s.horizon_s, ref.frame_dt), frames_for(s.commit_s, ref.frame_dt)
     commit = min(commit, horizon)
-    cache = _JacobianCache(problem, s.relinearize_tol, s.fd_eps, s.smooth_contacts)
+    cache = _JacobianCache(problem, s.relinearize_tol, s.fd_eps, s.smooth_contacts, s.jacobian_stride)
+    points = _Points.build(problem, s.point_weights)
     actions = init.copy()
     plan = problem.ref_states.copy()  # nominal states: rollouts so far, the reference beyond
     history = []
@@ -268,7 +339,7 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
     while t0 < T:
         W = min(horizon, T - t0)
         u, x, before, after, its, mu = _track_window(problem, cache, plan[t0:t0 + W + 1], t0,
-                                                      actions[t0:t0 + W], s, w, mu)
+                                                      actions[t0:t0 + W], s, w, mu, points)
         if not np.isfinite(after):
             # Every closed-loop rollout diverged: keep the incoming actions
             # for this window (their open-loop rollout) and move on.
