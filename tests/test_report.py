@@ -548,6 +548,8 @@ def test_html_tables_come_from_the_table_not_from_markdown(results, tmp_path):
                              ["baseline", "zero_torque"])
     page = (tmp_path / "c.html").read_text()
     assert "**" not in page and "|---" not in page and "`" not in page
+    # Column names may wrap after an underscore (long tables fit the screen).
+    assert "<th>root_<wbr>drift50_<wbr>m</th>" in page and "<th>method</th>" in page
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     t = report.clip_tables(results / CLIP / "comparison.csv", CLIP, ["baseline", "zero_torque"])
     rows = re.findall(r"<tr class=\"(\w+)\">(.*?)</tr>", page)
@@ -595,6 +597,20 @@ def _image_sizes_in_browser(exe: str, data_urls: list, work: Path) -> list:
     return json.loads(m.group(1))
 
 
+def _table_right_edge(exe: str, page: Path, work: Path) -> float:
+    """Right edge (CSS px) of the widest table of `page` in a window
+    PAGE_WIDTH_PX wide."""
+    probe = work / f"width_of_{page.name}"
+    probe.write_text(page.read_text().replace("</body>", (
+        "<script>const r = Math.max(...[...document.querySelectorAll('table')]"
+        ".map(t => t.getBoundingClientRect().right));"
+        "document.body.insertAdjacentHTML('beforeend', `<pre id=\"right\">${r}</pre>`);</script></body>")))
+    proc = _headless(exe, f"--window-size={PAGE_WIDTH_PX},1400", "--dump-dom", probe.as_uri())
+    m = re.search(r'<pre id="right">([\d.]+)</pre>', proc.stdout)
+    assert m, proc.stderr[-2000:]
+    return float(m.group(1))
+
+
 @pytest.mark.slow
 def test_report_in_a_real_browser(request, tmp_path):
     """Headless Chromium: every figure the report embeds decodes at its
@@ -634,6 +650,11 @@ def test_report_in_a_real_browser(request, tmp_path):
             assert min(got) > 0, f"{name}: the browser could not load it"
         else:
             assert got == size, f"{name}: the browser decoded {got}, the file is {size}"
+
+    # The metric tables fit the screen: no column hidden past its right edge
+    # (their column names wrap at underscores).
+    for table in (results / "summary.html", results / clips[0] / "comparison.html"):
+        assert _table_right_edge(exe, table, tmp_path) <= PAGE_WIDTH_PX, f"{table} is wider than the screen"
 
     shots = tmp_path / "screenshots"
     shots.mkdir()

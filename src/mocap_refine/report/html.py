@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import jinja2
+import markupsafe
 
 from ..io import atomic_path
 from .data import METRIC_NOTES, OVERVIEW_NOTE, TableView
@@ -33,7 +34,7 @@ TEMPLATES = {
 </body></html>
 """,
     "table.html": """{% macro table(view) -%}
-<table><thead><tr>{% for c in view.columns %}<th>{{ c }}</th>{% endfor %}</tr></thead><tbody>
+<table><thead><tr>{% for c in view.columns %}<th>{{ c | breakable }}</th>{% endfor %}</tr></thead><tbody>
 {% for state, cells in view.rows -%}
 <tr class="{{ state }}">{% for col, cell in zip(view.columns, cells) -%}
 <td class="{{ ['num' if cell.numeric else '', 'best' if cell.best else ''] | select | join(' ') }}">
@@ -61,6 +62,16 @@ TEMPLATES = {
 _ENV = jinja2.Environment(loader=jinja2.DictLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined,
                           trim_blocks=True, lstrip_blocks=True)
 _ENV.globals.update(zip=zip, style=STYLE)
+
+
+def breakable(name: str) -> markupsafe.Markup:
+    """A column name that may wrap after each underscore (escaped, with
+    <wbr>): the 17-column tables then fit a 1366-pixel screen instead of
+    hiding their last columns (seen in headless Chromium)."""
+    return markupsafe.Markup("_<wbr>").join(markupsafe.escape(part) for part in str(name).split("_"))
+
+
+_ENV.filters["breakable"] = breakable
 
 
 def render(template: str, **values) -> str:

@@ -65,7 +65,9 @@ def keyframes_figure(runs, clip: str, count: int = KEYFRAMES):
     models, ref = {}, None
     for row, run in enumerate(runs):
         color = method_color(run.method)
-        label = run.method + (f"\n{fate(run)}" if run.has_replay and fate(run) else "")
+        # One line per event: a rotated label longer than the row's height
+        # ran into the next row's (seen at page width in Chromium).
+        label = run.method + "".join(f"\n{part}" for part in fate(run).split(", ") if part and run.has_replay)
         if not run.has_replay:
             label += "\nno replay"
         axes[row, 0].set_ylabel(label, color=color, fontsize=10, fontweight="bold")
