@@ -120,11 +120,31 @@ def _workflow_copy(work: Path) -> Path:
     return work
 
 
+# Dry runs at once, each in its own copy of the workflow (a dry run is
+# mostly Snakemake's start-up and DAG on one core).
+DRY_RUN_WORKERS = 2
+
+
+def _dry_runs(work: Path, commands: list) -> list:
+    """Run `commands` [(page, words, args)] one after the other in `work`:
+    [(page, words, failure text or None)]."""
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    out = []
+    for page, words, args in commands:
+        proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), *args], cwd=work, env=env,
+                              capture_output=True, text=True, timeout=600)
+        out.append((page, words, None if proc.returncode == 0 else proc.stderr[-3000:]))
+    return out
+
+
 @pytest.mark.slow
 def test_snakemake_commands_dry_run(tmp_path):
-    work = _workflow_copy(tmp_path)
-    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
-    checked = 0
+    """Every snakemake command the pages show, dry-run; a command line shown
+    on two pages runs once (the same arguments in the same copy give the
+    same answer)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    commands = {}
     for page in COMMAND_PAGES:
         for words in shown_commands(page):
             if _program(words) != "snakemake" or "--report" in words:
@@ -132,9 +152,17 @@ def test_snakemake_commands_dry_run(tmp_path):
             if "profiles/slurm" in words and sys.version_info < (3, 11):
                 continue  # its executor plugin needs Python >= 3.11 (config/README.md says so)
             args = words[1:] if "--lint" in words or "-n" in words else ["-n", *words[1:]]
-            proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), *args], cwd=work, env=env,
-                                  capture_output=True, text=True, timeout=600)
-            assert proc.returncode == 0, f"{page}: `{shlex.join(words)}` failed:\n{proc.stderr[-3000:]}"
-            checked += 1
-    assert checked >= 5
-    assert not any((work / "results").rglob("*.h5")), "a dry run wrote results"
+            commands.setdefault(tuple(args), (page, words, args))
+    assert len(commands) >= 5
+    works = []
+    for k in range(DRY_RUN_WORKERS):
+        (tmp_path / f"copy{k}").mkdir()
+        works.append(_workflow_copy(tmp_path / f"copy{k}"))
+    shares = [list(commands.values())[k::DRY_RUN_WORKERS] for k in range(DRY_RUN_WORKERS)]
+    with ThreadPoolExecutor(max_workers=DRY_RUN_WORKERS) as pool:
+        done = [r for rs in pool.map(_dry_runs, works, shares) for r in rs]
+    assert len(done) == len(commands)
+    for page, words, failure in done:
+        assert failure is None, f"{page}: `{shlex.join(words)}` failed:\n{failure}"
+    for work in works:
+        assert not any((work / "results").rglob("*.h5")), "a dry run wrote results"

@@ -1,6 +1,6 @@
 """The .test workflow through a real SLURM cluster (``--executor slurm`` with
 profiles/slurm; the plugin polls ``sacct``), against the same workflow on
-local cores: the same output files with the same data (actions, states,
+local cores (the session's run, conftest.test_workflow_run): the same output files with the same data (actions, states,
 metrics: exactly; measured wall times aside), and every SLURM job COMPLETED
 in ``sacct``.
 
@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 import pytest
+from workflow_run import copy_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "environment.yml", ".test", "profiles")
 TIMEOUT_S = 1500
 
 
@@ -55,17 +55,6 @@ def _require_cluster():
     if os.environ.get("MOCAP_REFINE_REQUIRE_SLURM") == "1":
         pytest.fail(f"MOCAP_REFINE_REQUIRE_SLURM=1 but {problem}")
     pytest.skip(problem)
-
-
-def _copy_workflow(dest: Path) -> Path:
-    dest.mkdir()
-    for name in WORKFLOW_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, symlinks=True)
-        else:
-            shutil.copy2(src, dest / name)
-    return dest
 
 
 def _snakemake(cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
@@ -128,24 +117,28 @@ def _digests(results: Path) -> dict[str, str]:
 
 @pytest.mark.slurm
 @pytest.mark.slow
-def test_test_workflow_on_slurm_matches_local_cores_and_every_job_completes(tmp_path):
+def test_test_workflow_on_slurm_matches_local_cores_and_every_job_completes(request, tmp_path):
     _require_cluster()
     node_cpus = int(subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True,
                                    check=True).stdout.split()[0])
+    # The local run: the session's (conftest.test_workflow_run, --cores 2),
+    # its results as it left them.
+    local = request.getfixturevalue("test_workflow_run")
+    if local.cores > node_cpus:
+        pytest.skip(f"the node has {node_cpus} CPUs, the local run used {local.cores} cores")
+    local_wall = local.wall_s
 
-    local = _copy_workflow(tmp_path / "local")
-    _, local_wall = _snakemake(local, "--cores", str(node_cpus), "--directory", ".test")
-
-    cluster = _copy_workflow(tmp_path / "slurm")
-    # The profile as shipped; --cores: the node's CPUs (the profile's 4 would
-    # ask a 2-CPU node for more than it has); status checks start after 2 s
-    # instead of the plugin's 40 (fine for a one-node test cluster).
+    cluster = copy_workflow(tmp_path / "slurm")
+    # The profile as shipped; --cores: the local run's (the profile's 4 would
+    # ask a 2-CPU node for more than it has; mpc's output depends on its
+    # thread count); status checks start after 2 s instead of the plugin's
+    # 40 (fine for a one-node test cluster).
     proc, slurm_wall = _snakemake(cluster, "--profile", "profiles/slurm", "--directory", ".test",
-                                  "--cores", str(node_cpus), "--slurm-init-seconds-before-status-checks", "2")
+                                  "--cores", str(local.cores), "--slurm-init-seconds-before-status-checks", "2")
     job_ids = re.findall(r"has been submitted with SLURM jobid (\d+)", proc.stdout)
     assert job_ids, proc.stdout[-3000:]
 
-    local_files = _digests(local / ".test" / "results")
+    local_files = _digests(local.snapshot)
     cluster_files = _digests(cluster / ".test" / "results")
     assert local_files, "the local run wrote nothing"
     assert sorted(cluster_files) == sorted(local_files)
@@ -163,7 +156,7 @@ def test_test_workflow_on_slurm_matches_local_cores_and_every_job_completes(tmp_
     assert len(job_ids) < n_rules_run, (len(job_ids), n_rules_run)
 
     summary = {
-        "local_cores": node_cpus, "local_wall_s": round(local_wall, 1), "slurm_wall_s": round(slurm_wall, 1),
+        "local_cores": local.cores, "node_cpus": node_cpus, "local_wall_s": round(local_wall, 1), "slurm_wall_s": round(slurm_wall, 1),
         "slurm_jobs": len(job_ids), "output_files": len(local_files),
         "sacct": [dict(zip(fields.replace("%60", "").split(","), r)) for r in rows],
     }
