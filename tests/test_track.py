@@ -152,3 +152,9 @@ def test_body_point_cost_changes_the_plan_and_stays_exact(gen, gen_model):
     _, q, v = split_state(gen_model, problem.rollout(b.actions).states[0])
     loss = tracking_loss(gen_model, q, v, ref.qpos, ref.qvel, b.actions, points.frame_weights(ref.frame_dt))
     assert b.history[-1]["loss"] == pytest.approx(float(loss), rel=1e-12)
+
+
+def test_former_velocity_weights_stay_reachable():
+    s = TrackSettings(velocity_per_frame=False, w_vel=0.01, w_root_vel=0.3)
+    assert s.frame_weights(1 / 30) == s.frame_weights(1 / 120) == s.weights
+    assert (s.weights.vel, s.weights.root_vel) == (0.01, 0.3)

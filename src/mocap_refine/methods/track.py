@@ -60,6 +60,9 @@ class TrackSettings(weight_settings(root_pos=30.0)):
                            "duration (the angle they turn in one frame)", minimum=0.0, unit="1/rad^2")
     w_root_vel: float = setting(9.0, "weight of the root linear velocity error times the frame duration",
                                 minimum=0.0, unit="1/m^2")
+    velocity_per_frame: bool = setting(True, "w_vel and w_root_vel weigh velocity errors times the frame duration; "
+                                       "false: per (rad/s)^2 and (m/s)^2 as the other methods' weights (the "
+                                       "former default: w_vel 0.01, w_root_vel 0.3)")
     horizon_s: float = setting(0.5, "length of the planning window", exclusive_minimum=0.0, maximum=5.0, unit="s")
     commit_s: float = setting(0.1, "actions committed per window before it moves on",
                               exclusive_minimum=0.0, maximum=5.0, unit="s")
@@ -89,7 +92,10 @@ class TrackSettings(weight_settings(root_pos=30.0)):
                                "reference", choices=INIT_METHODS)
 
     def frame_weights(self, frame_dt: float) -> Weights:
-        """The objective's weights at a frame duration (s): velocity weights times frame_dt^2."""
+        """The objective's weights at a frame duration (s): velocity weights
+        times frame_dt^2 (unless velocity_per_frame is off)."""
+        if not self.velocity_per_frame:
+            return self.weights
         return replace(self.weights, vel=self.w_vel * frame_dt ** 2, root_vel=self.w_root_vel * frame_dt ** 2)
 
     @property
