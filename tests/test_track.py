@@ -158,3 +158,33 @@ def test_former_velocity_weights_stay_reachable():
     s = TrackSettings(velocity_per_frame=False, w_vel=0.01, w_root_vel=0.3)
     assert s.frame_weights(1 / 30) == s.frame_weights(1 / 120) == s.weights
     assert (s.weights.vel, s.weights.root_vel) == (0.01, 0.3)
+
+
+def test_windows_recede_to_the_end_of_the_clip(gen, gen_model):
+    """Every window commits commit_s, also where it reaches the clip's end
+    (it shrinks there instead of committing the rest at once)."""
+    ref = Reference(gen.qpos[:13], gen.qvel[:13], gen.frame_dt, gen.physics_dt, gen.substeps)
+    out = track(TrackingProblem.build(gen_model, ref), TrackSettings(horizon_s=0.3, commit_s=0.1, iterations=1))
+    starts = [h["window_start"] for h in out.history if "window_start" in h]
+    c = out.info["commit_frames"]
+    assert starts == list(range(0, 12, c))
+
+
+def test_start_setting_chooses_the_first_actions(gen, gen_model, monkeypatch):
+    """start: zero hands the first window zero actions; inverse_dynamics the
+    reference's inverse dynamics (seen by the first window)."""
+    import mocap_refine.methods.track as tr
+    ref = Reference(gen.qpos[:7], gen.qvel[:7], gen.frame_dt, gen.physics_dt, gen.substeps)
+    problem = TrackingProblem.build(gen_model, ref)
+    seen = []
+    real = tr._track_window
+
+    def spy(problem, cache, x_nom, t0, actions, *args):
+        seen.append(actions.copy())
+        return real(problem, cache, x_nom, t0, actions, *args)
+    monkeypatch.setattr(tr, "_track_window", spy)
+    tr.track(problem, TrackSettings(horizon_s=0.2, commit_s=0.1, iterations=1))
+    assert not seen[0].any()
+    seen.clear()
+    tr.track(problem, TrackSettings(horizon_s=0.2, commit_s=0.1, iterations=1, start="inverse_dynamics"))
+    np.testing.assert_array_equal(seen[0], inverse_dynamics_actions(problem)[:seen[0].shape[0]])

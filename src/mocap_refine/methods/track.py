@@ -20,9 +20,12 @@ progress, not correctness: every step is judged on real rollouts; on the
 tune clips it saved little). A window stops when an iteration lowers its
 loss by less than ``tolerance`` (relative).
 
-The start is the discrete inverse dynamics of the reference (the torques
-that give each frame's reference acceleration, clipped to the actuator
-limits; a few mj_inverse calls) unless ``init`` names another method.
+The windows recede to the end of the clip (they shrink there), so every
+frame is planned the same way. The start is zero actions, so the first pass
+of a window is the feedback law around the reference alone, unless
+``start: inverse_dynamics`` (the reference's discrete inverse dynamics,
+clipped to the actuator limits; held for a whole frame they overshoot at low
+frame rates) or ``init`` names another method.
 """
 
 from __future__ import annotations
@@ -88,8 +91,11 @@ class TrackSettings(weight_settings(root_pos=30.0)):
                                       minimum=0.0, unit="1/m^2")
     w_point_velocity: float = setting(0.0, "weight of each body point's velocity error", minimum=0.0,
                                       unit="s^2/m^2")
-    init: str | None = setting(None, "method whose actions start the tracker; null: inverse dynamics of the "
-                               "reference", choices=INIT_METHODS)
+    init: str | None = setting(None, "method whose actions start the tracker; null: the start below",
+                               choices=INIT_METHODS)
+    start: str = setting("zero", "actions the tracker starts from when init is null: zero (the first pass is "
+                         "the feedback law alone) or inverse_dynamics (the reference's discrete inverse "
+                         "dynamics, the former default)", choices=("zero", "inverse_dynamics"))
 
     def frame_weights(self, frame_dt: float) -> Weights:
         """The objective's weights at a frame duration (s): velocity weights
@@ -295,6 +301,11 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
     x, u = x_nom.copy(), actions.copy()
     ends = problem.rollout(u[:, None, :], x[:-1]).states[:, 1]
     defects = state_difference(problem.model, ends, x[1:])
+    # The incoming actions played open loop: the first step must beat them.
+    roll_in = problem.rollout(u[None], x_nom[0])
+    loss_in = float(np.sum(_window_residuals(problem, roll_in.states, u[None], t0, w, points) ** 2))
+    if roll_in.diverged_frame[0] >= 0:
+        loss_in = np.inf
     loss = loss0 = np.inf
     its = 0
     for its in range(1, s.iterations + 1):
@@ -309,6 +320,9 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
                 losses = np.sum(_window_residuals(problem, X, U, t0, w, points) ** 2, axis=1)
                 losses[diverged >= 0] = np.inf
                 best = int(np.argmin(losses))
+                if not np.isfinite(loss) and loss_in <= losses[best]:
+                    x, loss, loss0, defects, gain = roll_in.states[0], loss_in, loss_in, None, 1.0
+                    break
                 if losses[best] < loss:
                     gain = (loss - losses[best]) / loss if np.isfinite(loss) else 1.0
                     if not np.isfinite(loss0):
@@ -329,7 +343,8 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
     T = problem.n_actions
     w = s.frame_weights(ref.frame_dt)
     if init_actions is None:
-        init = inverse_dynamics_actions(problem)
+        init = (inverse_dynamics_actions(problem) if s.start == "inverse_dynamics"
+                else np.zeros((T, model.nu)))
     else:
         init = np.clip(np.asarray(init_actions, dtype=float), -1.0, 1.0)
         if init.shape != (T, model.nu):
@@ -354,7 +369,7 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
             x = problem.rollout(u[None], plan[t0]).states[0]
         actions[t0:t0 + W] = u
         plan[t0:t0 + W + 1] = x
-        step = W if t0 + W >= T else commit
+        step = commit  # windows shrink at the end of the clip; every frame is planned the same way
         elapsed = time.perf_counter() - t_start
         history.append({"iteration": len(history), "window_start": t0, "window_loss_start": before,
                         "loss": after, "window_iterations": its, "jacobian_frames": cache.computed,
