@@ -1071,7 +1071,10 @@ def test_nonfinite_method_summary_is_left_out_not_fatal(base, tmp_path, monkeypa
     assert any("x_err, x_loss" in r.getMessage() and str(out) in r.getMessage() for r in caplog.records)
 
 
-MPC_SMALL = "mpc={init: null, samples: 16, iterations: 3}"
+# Big enough that the job still computes a second after its log appears on
+# an idle machine (16 samples x 3 iterations finished first in CI).
+MPC_BUDGET = {"init": None, "samples": 64, "iterations": 8}
+MPC_SMALL = "mpc={init: null, samples: 64, iterations: 8}"
 
 
 @pytest.mark.slow
@@ -1111,7 +1114,7 @@ def test_kill_9_snakemake_mid_job_then_rerun(workflow_dir, base, capsys):
     if same:
         fresh = workflow_dir / "uninterrupted_mpc.h5"
         code, err, exc = run_cli(["actions", workflow_dir / "results" / "gen_a" / "reference.h5", "mpc", fresh,
-                                  "--params", '{"init": null, "samples": 16, "iterations": 3}'], capsys)
+                                  "--params", json.dumps(MPC_BUDGET)], capsys)
         with h5py.File(out) as f, h5py.File(fresh) as g:
             same = code == 0 and np.array_equal(f["actions"][()], g["actions"][()])
     _fault("kill_9_snakemake_mid_job", clean and same, message or "(rerun needed no unlock)")
