@@ -43,13 +43,18 @@ COLUMNS = ["clip", "split", "method", "err50_rad", "root_drift50_m", "root_rot_e
 
 
 def clip_files(which: str, work: Path) -> dict[str, tuple[Path, str]]:
-    """name -> (clip file, split) for a set: tune, test, library or variants."""
+    """name -> (clip file, split) for a set: tune, test, library, variants or
+    tune_rates (the tune clips that are not in the variants' resampling,
+    resampled at 15 and 24 Hz: low frame rates to choose settings on)."""
     import pybullet_data
     lib = Path(pybullet_data.getDataPath()) / "data" / "motions"
     if which in ("tune", "test", "library"):
         names = {"tune": TUNE, "test": TEST, "library": DEEPMIMIC_CLIPS}[which]
         return {c: (lib / f"humanoid3d_{c}.txt", "tune" if c in TUNE else "test") for c in names}
     out = work / "variants"
+    if which == "tune_rates":
+        names = write_variants(out, [c for c in TUNE if c not in RESAMPLED], rates=(15, 24), mirror=False)
+        return {n: (out / f"{n}.txt", "tune") for n in names}
     names = write_variants(out, list(DEEPMIMIC_CLIPS), rates=(), mirror=True)
     names += write_variants(out, list(RESAMPLED), rates=RATES_HZ, mirror=False)
     return {n: (out / f"{n}.txt", "variant") for n in names}
@@ -75,10 +80,11 @@ def run_one(clip_path: Path, name: str, method: str, config: dict, work: Path, t
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--methods", nargs="+", default=["track"])
-    ap.add_argument("--set", default="test", choices=["tune", "test", "library", "variants"])
+    ap.add_argument("--set", default="test", choices=["tune", "test", "library", "variants", "tune_rates"])
     ap.add_argument("--clips", nargs="+", help="only these names of the set")
     ap.add_argument("--params", default="{}", help='config overrides as JSON, e.g. {"track": {"horizon_s": 0.4}}')
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--label", help="name the method column this instead (a run with --params of one method)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out"))
     ap.add_argument("--table-out", help="also write the Markdown table here")
     ap.add_argument("--work", help="keep the references and actions in this folder (default: a temporary one); "
@@ -112,6 +118,8 @@ def main() -> None:
                       f"rot50 {row['root_rot_err50_deg']:.1f} fall {row['fall_frame']} {row['fall_reason'] or ''} "
                       f"cost {row['cost_replays']:.0f}", flush=True)
     table = pd.DataFrame(rows)[COLUMNS]
+    if args.label:
+        table["method"] = args.label
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / f"tracking_{args.set}_{'_'.join(args.methods)}.csv", index=False, float_format="%.6g")

@@ -188,3 +188,26 @@ def test_start_setting_chooses_the_first_actions(gen, gen_model, monkeypatch):
     seen.clear()
     tr.track(problem, TrackSettings(horizon_s=0.2, commit_s=0.1, iterations=1, start="inverse_dynamics"))
     np.testing.assert_array_equal(seen[0], inverse_dynamics_actions(problem)[:seen[0].shape[0]])
+
+
+def test_first_step_never_worse_than_the_incoming_actions_open_loop(generated_problem, gen):
+    """Known answer: handed the generator's own actions, which replay the
+    reference exactly (window loss = effort term only), a window whose
+    nominal beyond the start is wrong (the reference 3 frames ahead, so the
+    feedback law pulls towards the wrong states) must not accept that law's
+    step; the window's losses are at most the open-loop loss."""
+    from mocap_refine.methods.track import _JacobianCache, _track_window, _window_residuals
+    problem, ref = generated_problem
+    s = TrackSettings(horizon_s=0.2, commit_s=0.1, iterations=2)
+    w = s.frame_weights(ref.frame_dt)
+    W = frames_for(s.horizon_s, ref.frame_dt)
+    true = np.asarray(gen.actions[:W], dtype=float)
+    roll = problem.rollout(true[None])
+    loss_true = float(np.sum(_window_residuals(problem, roll.states, true[None], 0, w) ** 2))
+    cache = _JacobianCache(problem, 0.0, s.fd_eps)
+    nominal = np.concatenate([problem.ref_states[:1], problem.ref_states[4:W + 4]])
+    u, x, before, after, its, mu = _track_window(problem, cache, nominal, 0, true, s, w, s.regularization)
+    assert before <= loss_true * (1 + 1e-12) and after <= before
+    roll_u = problem.rollout(u[None])
+    assert float(np.sum(_window_residuals(problem, roll_u.states, u[None], 0, w) ** 2)) == pytest.approx(after,
+                                                                                                         rel=1e-9)

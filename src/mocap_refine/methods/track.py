@@ -294,6 +294,8 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
     states, the previous window's rollout where it reaches and the reference
     beyond (so the first backward pass sees the defects and the first
     forward pass is a feedback law that pulls towards the reference).
+    The first step is kept only if it beats the incoming actions played open
+    loop from x_nom[0]; otherwise that rollout becomes the nominal.
     Returns (actions (W, nu), states (W+1, nstate), loss after the first
     accepted step (the incoming nominal is not a rollout, so it has no loss
     of its own), loss after the last, iterations, regularisation to carry on;
