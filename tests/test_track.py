@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mocap_refine.methods import get_method, method_settings
-from mocap_refine.methods.track import TrackSettings, backward_pass, frames_for, inverse_dynamics_actions, track
+from mocap_refine.methods.track import TrackSettings, backward_pass, box_qp, frames_for, inverse_dynamics_actions, track
 from mocap_refine.objective import tracking_loss
 from mocap_refine.problem import TrackingProblem
 from mocap_refine.reference import Reference
@@ -56,6 +56,54 @@ def test_backward_pass_solves_the_linear_quadratic_window():
     assert np.allclose(du, _dense_lq_solution(A, B, g, H, u, effort, d), atol=1e-9)
 
 
+def test_box_qp_matches_a_bounded_solver():
+    """Known answer: projected Newton gives the minimum scipy's bounded
+    L-BFGS-B finds, on random 28-action problems with many bounds active,
+    and reports as free exactly the dimensions strictly inside them."""
+    from scipy.optimize import minimize
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        n = 28
+        M = rng.standard_normal((n, n))
+        H = M @ M.T + rng.uniform(0.01, 3.0) * np.eye(n)
+        g = rng.standard_normal(n) * rng.uniform(0.1, 30.0)
+        u = rng.uniform(-1, 1, n)
+        lo, hi = -1 - u, 1 - u
+        x, free, _ = box_qp(H, g, lo, hi)
+        value = lambda z: g @ z + 0.5 * z @ H @ z  # noqa: E731
+        ref = minimize(value, np.zeros(n), jac=lambda z: g + H @ z, bounds=list(zip(lo, hi)), method="L-BFGS-B",
+                       options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 10000})
+        assert value(x) <= ref.fun + 1e-9 * (1 + abs(ref.fun))
+        assert np.all((x >= lo) & (x <= hi))
+        inside = (x > lo + 1e-9) & (x < hi - 1e-9)
+        assert np.array_equal(free, inside)
+        assert np.abs((g + H @ x)[free]).max() < 1e-6
+
+
+def test_backward_pass_with_limits_keeps_actions_inside_and_solves_unbounded_windows():
+    """With limits, a window far from the bounds gets the unconstrained
+    optimum; one whose optimum lies outside them gets steps that keep u + k
+    in [-1, 1] and no feedback on the actions held at a limit."""
+    rng = np.random.default_rng(0)
+    W, n, nu = 5, 4, 2
+    A = np.eye(n) + 0.1 * rng.standard_normal((W, n, n))
+    B = rng.standard_normal((W, n, nu))
+    M = rng.standard_normal((W, n, n))
+    H = np.einsum("tij,tkj->tik", M, M) + 0.1 * np.eye(n)
+    g = 0.01 * rng.standard_normal((W, n))
+    u = 0.1 * rng.standard_normal((W, nu))
+    free_k, free_K = backward_pass(A, B, g, H, u, 0.05, 0.0)
+    k, K = backward_pass(A, B, g, H, u, 0.05, 0.0, limits=True)
+    assert np.abs(u + free_k).max() < 1
+    assert np.allclose(k, free_k, atol=1e-9) and np.allclose(K, free_K, atol=1e-9)
+    k, K = backward_pass(A, B, 100 * g, H, u, 0.05, 0.0, limits=True)
+    unbounded, _ = backward_pass(A, B, 100 * g, H, u, 0.05, 0.0)
+    assert np.abs(u + unbounded).max() > 1
+    held = np.isclose(np.abs(u + k), 1.0)
+    assert held.any() and np.all(np.abs(u + k) <= 1 + 1e-12)
+    assert np.all(K[held] == 0.0)
+
+
 def test_frames_for_is_in_seconds():
     assert frames_for(0.5, 1 / 60) == 30
     assert frames_for(0.5, 1 / 15) == 8
@@ -66,6 +114,22 @@ def test_frames_for_is_in_seconds():
 def generated_problem(gen, gen_model):
     ref = Reference(gen.qpos, gen.qvel, gen.frame_dt, gen.physics_dt, gen.substeps)
     return TrackingProblem.build(gen_model, ref, threads=2), ref
+
+
+def test_window_fallen_counts_the_frames_from_the_first_fall(generated_problem, gen_model):
+    """Known answers: the reference's own states never fall; the same
+    window with the root 0.3 m low from its 4th frame on falls (height) on
+    its last W - 3 frames; without the reference contacts nothing is
+    counted (fall_aware off)."""
+    from mocap_refine.methods.track import _window_fallen
+    from mocap_refine.metrics import reference_contact_near
+    problem, ref = generated_problem
+    near = reference_contact_near(gen_model, ref.qpos)
+    t0, W = 5, 10
+    X = np.stack([problem.ref_states[t0:t0 + W + 1]] * 2)
+    X[1, 4:, 1 + 2] -= 0.3  # state = (time, qpos, qvel): qpos[2] is the root height
+    assert _window_fallen(problem, X, t0, near).tolist() == [0, W - 3]
+    assert _window_fallen(problem, X, t0, None).tolist() == [0, 0]
 
 
 def test_tracks_a_trajectory_the_simulator_made(generated_problem, gen, gen_model):

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..body_points import PointWeights, point_kinematics, point_residual, point_residual_jacobian
 from ..derivatives import frame_jacobians, residual_jacobian, state_difference
-from ..metrics import fall_frame, joint_errors
+from ..metrics import fall_flags, fall_frame, joint_errors, reference_contact_near
 from ..model import layout, smooth_contact_model
 from ..objective import Weights, weight_settings, tracking_loss, tracking_residual
 from ..problem import TrackingProblem
@@ -49,6 +49,8 @@ from . import MethodResult
 log = logging.getLogger(__name__)
 INIT_METHODS = ("baseline", "invdyn", "feedback", "gradient", "mpc")
 LINE_SEARCH = np.array([1.0, 0.5, 0.25, 0.1])  # forward-pass step sizes, one batched rollout
+import os as _os, json as _json  # EXPERIMENT
+if _os.environ.get("LS"): LINE_SEARCH = np.array(_json.loads(_os.environ["LS"]))
 REGULARIZATION_FACTOR = 3.0   # mu / 3 after a successful step, mu * 9 before a retry
 REGULARIZATION_TRIES = 4
 MIN_REGULARIZATION, MAX_REGULARIZATION = 1e-6, 1e6
@@ -91,6 +93,13 @@ class TrackSettings(weight_settings(root_pos=30.0)):
                                       minimum=0.0, unit="1/m^2")
     w_point_velocity: float = setting(0.0, "weight of each body point's velocity error", minimum=0.0,
                                       unit="s^2/m^2")
+    control_limits: bool = setting(True, "the backward pass knows the actuator limits: each frame's step "
+                                   "is a box-constrained QP and actions it holds at a limit get no feedback "
+                                   "gain; false: unconstrained steps, clipped in the rollout (the former "
+                                   "default)")
+    fall_aware: bool = setting(True, "a window's rollout that the fall rule never flags beats any that it "
+                               "flags, whatever their losses (among those that fall, the loss decides); "
+                               "false: the loss alone (the former default)")
     init: str | None = setting(None, "method whose actions start the tracker; null: the start below",
                                choices=INIT_METHODS)
     start: str = setting("zero", "actions the tracker starts from when init is null: zero (the first pass is "
@@ -216,16 +225,74 @@ class _Points:
         return cls(pos, vel, w)
 
 
-def backward_pass(A, B, g, H, u, effort, mu, defects=None):
+def box_qp(H, g, lower, upper, x0=None, iterations=100, armijo=0.1, backtrack=0.6, tol=1e-10):
+    """min_x g.x + x.H.x / 2 subject to lower <= x <= upper, by projected
+    Newton (Tassa, Mansard and Todorov 2014, "Control-limited differential
+    dynamic programming"). H (n, n) positive definite; g, lower, upper,
+    x0 (n,). Returns (x (n,), free (n,) bool: the dimensions not held at a
+    bound, Cholesky factor of H[free][:, free] (None if none is free)), or
+    None when H[free][:, free] is not positive definite."""
+    n = g.shape[0]
+    x = np.clip(np.zeros(n) if x0 is None else x0, lower, upper)
+    value = g @ x + 0.5 * x @ H @ x
+    free, chol = np.ones(n, bool), None
+    for _ in range(iterations):
+        grad = g + H @ x
+        clamped = ((x <= lower) & (grad > 0)) | ((x >= upper) & (grad < 0))
+        if clamped.all():
+            return x, ~clamped, None
+        if chol is None or (~clamped != free).any():
+            free = ~clamped
+            try:
+                chol = np.linalg.cholesky(H[np.ix_(free, free)])
+            except np.linalg.LinAlgError:
+                return None
+        if np.linalg.norm(grad[free]) < tol:
+            break
+        # Newton step on the free dimensions with the clamped ones held.
+        rhs = g[free] + H[np.ix_(free, clamped)] @ x[clamped]
+        search = np.zeros(n)
+        search[free] = -np.linalg.solve(chol.T, np.linalg.solve(chol, rhs)) - x[free]
+        slope = search @ grad
+        if slope >= -tol:
+            break
+        step = 1.0
+        while True:
+            x_new = np.clip(x + step * search, lower, upper)
+            value_new = g @ x_new + 0.5 * x_new @ H @ x_new
+            if (value_new - value) / (step * slope) >= armijo or step < 1e-12:
+                break
+            step *= backtrack
+        done = value - value_new < tol * (1.0 + abs(value))
+        x, value = x_new, value_new
+        if done:
+            break
+    grad = g + H @ x
+    clamped = ((x <= lower) & (grad > 0)) | ((x >= upper) & (grad < 0))
+    if (~clamped != free).any():
+        free = ~clamped
+        if not free.any():
+            return x, free, None
+        try:
+            chol = np.linalg.cholesky(H[np.ix_(free, free)])
+        except np.linalg.LinAlgError:
+            return None
+    return x, free, chol
+
+
+def backward_pass(A, B, g, H, u, effort, mu, defects=None, limits=False):
     """Riccati recursion of the window's linear-quadratic model.
 
     A (W, n, n), B (W, n, nu) frame Jacobians; g (W, n), H (W, n, n)
     gradient and Gauss-Newton Hessian of each frame's state cost (frames
     1..W); u (W, nu) nominal actions; defects (W, n): f(x_t, u_t) minus
     x_{t+1} of a nominal that is not a rollout (zero for one that is).
-    Returns feedforward k (W, nu) and
-    gains K (W, nu, n), or None when a regularised Q_uu is not positive
-    definite. Actions at a bound and pushed further out get no step.
+    limits: each frame's step is the box-constrained minimiser that keeps
+    u + k in [-1, 1] (:func:`box_qp`), and the actions it holds at a limit
+    get no feedback, so the value function knows what the actuators cannot
+    do; otherwise the unconstrained step, zeroed only for actions at a
+    bound pushed further out. Returns feedforward k (W, nu) and gains K
+    (W, nu, n), or None when a regularised Q_uu is not positive definite.
     """
     W, n, nu = B.shape
     Vx, Vxx = g[W - 1].copy(), H[W - 1].copy()
@@ -237,14 +304,23 @@ def backward_pass(A, B, g, H, u, effort, mu, defects=None):
         VA, VB = Vxx @ A[t], Vxx @ B[t]
         Qx, Qu = A[t].T @ Vx, B[t].T @ Vx + 2 * effort * u[t]
         Qxx, Qux, Quu = A[t].T @ VA, B[t].T @ VA, B[t].T @ VB + 2 * effort * eye
-        try:
-            L = np.linalg.cholesky(Quu + mu * eye)
-        except np.linalg.LinAlgError:
-            return None
-        kt = -np.linalg.solve(L.T, np.linalg.solve(L, Qu))
-        Kt = -np.linalg.solve(L.T, np.linalg.solve(L, Qux))
-        pinned = ((u[t] >= 1 - 1e-9) & (kt > 0)) | ((u[t] <= -1 + 1e-9) & (kt < 0))
-        kt[pinned], Kt[pinned] = 0.0, 0.0
+        if limits:
+            sol = box_qp(Quu + mu * eye, Qu, -1.0 - u[t], 1.0 - u[t])
+            if sol is None:
+                return None
+            kt, free, L = sol
+            Kt = np.zeros((nu, n))
+            if L is not None:
+                Kt[free] = -np.linalg.solve(L.T, np.linalg.solve(L, Qux[free]))
+        else:
+            try:
+                L = np.linalg.cholesky(Quu + mu * eye)
+            except np.linalg.LinAlgError:
+                return None
+            kt = -np.linalg.solve(L.T, np.linalg.solve(L, Qu))
+            Kt = -np.linalg.solve(L.T, np.linalg.solve(L, Qux))
+            pinned = ((u[t] >= 1 - 1e-9) & (kt > 0)) | ((u[t] <= -1 + 1e-9) & (kt < 0))
+            kt[pinned], Kt[pinned] = 0.0, 0.0
         k[t], K[t] = kt, Kt
         Vx = Qx + Kt.T @ Quu @ kt + Kt.T @ Qu + Qux.T @ kt
         Vxx = Qxx + Kt.T @ Quu @ Kt + Kt.T @ Qux + Qux.T @ Kt
@@ -289,47 +365,74 @@ def _cost_derivatives(problem, x, t0, w, points=None):
     return g, H
 
 
-def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weights, mu: float, points=None):
+def _window_fallen(problem, X, t0, near):
+    """(S, W+1, nstate) window rollouts from frame t0 -> (S,) frames of the
+    window at and after the first frame the fall rule flags (0: none);
+    near: :func:`reference_contact_near` of the whole reference, or None
+    (then every rollout gets 0)."""
+    S, W = X.shape[0], X.shape[1] - 1
+    if near is None:
+        return np.zeros(S, int)
+    _, q, _ = split_state(problem.model, X[:, 1:])
+    rows = slice(t0 + 1, t0 + W + 1)
+    out = np.zeros(S, int)
+    for i in range(S):
+        hit = fall_flags(problem.model, q[i], problem.ref.qpos[rows], near[rows]).any(axis=1)
+        if hit.any():
+            out[i] = W - int(np.argmax(hit))
+    return out
+
+
+def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weights, mu: float, points=None,
+                  near=None):
     """iLQR on one window from x_nom[0]. x_nom (W+1, nstate): the nominal
     states, the previous window's rollout where it reaches and the reference
     beyond (so the first backward pass sees the defects and the first
     forward pass is a feedback law that pulls towards the reference).
     The first step is kept only if it beats the incoming actions played open
     loop from x_nom[0]; otherwise that rollout becomes the nominal.
+    Rollouts are ranked by (falls in the window, loss): one that stays up
+    (:func:`_window_fallen`) beats any that falls; among those that fall,
+    the loss decides (near None: the loss alone).
     Returns (actions (W, nu), states (W+1, nstate), loss after the first
     accepted step (the incoming nominal is not a rollout, so it has no loss
     of its own), loss after the last, iterations, regularisation to carry on;
     both losses are inf when every rollout diverged)."""
+    W = actions.shape[0]
     x, u = x_nom.copy(), actions.copy()
     ends = problem.rollout(u[:, None, :], x[:-1]).states[:, 1]
     defects = state_difference(problem.model, ends, x[1:])
     # The incoming actions played open loop: the first step must beat them.
     roll_in = problem.rollout(u[None], x_nom[0])
     loss_in = float(np.sum(_window_residuals(problem, roll_in.states, u[None], t0, w, points) ** 2))
+    fallen_in = min(int(_window_fallen(problem, roll_in.states, t0, near)[0]), 1)
     if roll_in.diverged_frame[0] >= 0:
-        loss_in = np.inf
+        loss_in, fallen_in = np.inf, 1
     loss = loss0 = np.inf
+    fallen = 2  # worse than any rollout: nothing accepted yet
     its = 0
     for its in range(1, s.iterations + 1):
         A, B = cache.get(t0, x[:-1], u)
         g, H = _cost_derivatives(problem, x, t0, w, points)
         gain = -1.0
         for _ in range(REGULARIZATION_TRIES):
-            step = backward_pass(A, B, g, H, u, w.effort, mu, defects)
+            step = backward_pass(A, B, g, H, u, w.effort, mu, defects, s.control_limits)
             if step is not None:
                 X, U, diverged = forward_pass(problem.model, problem.ref.substeps, problem.pool, x_nom[0], x, u,
                                               *step, LINE_SEARCH)
                 losses = np.sum(_window_residuals(problem, X, U, t0, w, points) ** 2, axis=1)
                 losses[diverged >= 0] = np.inf
-                best = int(np.argmin(losses))
-                if not np.isfinite(loss) and loss_in <= losses[best]:
-                    x, loss, loss0, defects, gain = roll_in.states[0], loss_in, loss_in, None, 1.0
+                falls = np.minimum(_window_fallen(problem, X, t0, near), 1)
+                falls[diverged >= 0] = 1
+                best = min(range(len(losses)), key=lambda i: (falls[i], losses[i]))
+                if not np.isfinite(loss) and (fallen_in, loss_in) <= (falls[best], losses[best]):
+                    x, loss, loss0, defects, gain, fallen = roll_in.states[0], loss_in, loss_in, None, 1.0, fallen_in
                     break
-                if losses[best] < loss:
-                    gain = (loss - losses[best]) / loss if np.isfinite(loss) else 1.0
+                if (falls[best], losses[best]) < (fallen, loss):
+                    gain = (loss - losses[best]) / loss if np.isfinite(loss) and falls[best] == fallen else 1.0
                     if not np.isfinite(loss0):
                         loss0 = float(losses[best])
-                    x, u, loss, defects = X[best], U[best], float(losses[best]), None
+                    x, u, loss, defects, fallen = X[best], U[best], float(losses[best]), None, int(falls[best])
                     mu = max(mu / REGULARIZATION_FACTOR, MIN_REGULARIZATION)
                     break
             mu = min(mu * REGULARIZATION_FACTOR ** 2, MAX_REGULARIZATION)
@@ -355,6 +458,7 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
     commit = min(commit, horizon)
     cache = _JacobianCache(problem, s.relinearize_tol, s.fd_eps, s.smooth_contacts, s.jacobian_stride)
     points = _Points.build(problem, s.point_weights)
+    near = reference_contact_near(model, ref.qpos) if s.fall_aware else None
     actions = init.copy()
     plan = problem.ref_states.copy()  # nominal states: rollouts so far, the reference beyond
     history = []
@@ -362,7 +466,7 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
     while t0 < T:
         W = min(horizon, T - t0)
         u, x, before, after, its, mu = _track_window(problem, cache, plan[t0:t0 + W + 1], t0,
-                                                      actions[t0:t0 + W], s, w, mu, points)
+                                                      actions[t0:t0 + W], s, w, mu, points, near)
         if not np.isfinite(after):
             # Every closed-loop rollout diverged: keep the incoming actions
             # for this window (their open-loop rollout) and move on.
