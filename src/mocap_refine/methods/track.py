@@ -49,8 +49,6 @@ from . import MethodResult
 log = logging.getLogger(__name__)
 INIT_METHODS = ("baseline", "invdyn", "feedback", "gradient", "mpc")
 LINE_SEARCH = np.array([1.0, 0.5, 0.25, 0.1])  # forward-pass step sizes, one batched rollout
-import os as _os, json as _json  # EXPERIMENT
-if _os.environ.get("LS"): LINE_SEARCH = np.array(_json.loads(_os.environ["LS"]))
 REGULARIZATION_FACTOR = 3.0   # mu / 3 after a successful step, mu * 9 before a retry
 REGULARIZATION_TRIES = 4
 MIN_REGULARIZATION, MAX_REGULARIZATION = 1e-6, 1e6
@@ -398,7 +396,6 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
     accepted step (the incoming nominal is not a rollout, so it has no loss
     of its own), loss after the last, iterations, regularisation to carry on;
     both losses are inf when every rollout diverged)."""
-    W = actions.shape[0]
     x, u = x_nom.copy(), actions.copy()
     ends = problem.rollout(u[:, None, :], x[:-1]).states[:, 1]
     defects = state_difference(problem.model, ends, x[1:])
