@@ -70,6 +70,9 @@ class TrackSettings(weight_settings(root_pos=30.0)):
     commit_s: float = setting(0.1, "actions committed per window before it moves on",
                               exclusive_minimum=0.0, maximum=5.0, unit="s")
     iterations: int = setting(6, "iLQR iterations per window at most", minimum=1, maximum=100)
+    first_iterations: int = setting(6, "iLQR iterations of the first window at most (it starts cold: the "
+                                    "later windows inherit most of their frames from the one before)",
+                                    minimum=1, maximum=200)
     tolerance: float = setting(0.001, "a window stops when an iteration lowers its loss by less than this fraction",
                                minimum=0.0, maximum=1.0)
     relinearize_tol: float = setting(
@@ -382,7 +385,7 @@ def _window_fallen(problem, X, t0, near):
 
 
 def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weights, mu: float, points=None,
-                  near=None):
+                  near=None, iterations=None):
     """iLQR on one window from x_nom[0]. x_nom (W+1, nstate): the nominal
     states, the previous window's rollout where it reaches and the reference
     beyond (so the first backward pass sees the defects and the first
@@ -408,7 +411,7 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
     loss = loss0 = np.inf
     fallen = 2  # worse than any rollout: nothing accepted yet
     its = 0
-    for its in range(1, s.iterations + 1):
+    for its in range(1, (iterations or s.iterations) + 1):
         A, B = cache.get(t0, x[:-1], u)
         g, H = _cost_derivatives(problem, x, t0, w, points)
         gain = -1.0
@@ -463,7 +466,8 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
     while t0 < T:
         W = min(horizon, T - t0)
         u, x, before, after, its, mu = _track_window(problem, cache, plan[t0:t0 + W + 1], t0,
-                                                      actions[t0:t0 + W], s, w, mu, points, near)
+                                                      actions[t0:t0 + W], s, w, mu, points, near,
+                                                      s.first_iterations if t0 == 0 else s.iterations)
         if not np.isfinite(after):
             # Every closed-loop rollout diverged: keep the incoming actions
             # for this window (their open-loop rollout) and move on.
