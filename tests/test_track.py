@@ -35,15 +35,21 @@ def _dense_lq_solution(A, B, g, H, u, effort, d):
     return np.linalg.solve(Q, -q).reshape(W, nu)
 
 
+def _random_window(rng, W=5, n=4, nu=2):
+    """A random linear-quadratic window: A, B (W, n, n|nu), H (W, n, n) positive definite."""
+    A = np.eye(n) + 0.1 * rng.standard_normal((W, n, n))
+    B = rng.standard_normal((W, n, nu))
+    M = rng.standard_normal((W, n, n))
+    H = np.einsum("tij,tkj->tik", M, M) + 0.1 * np.eye(n)
+    return A, B, H
+
+
 def test_backward_pass_solves_the_linear_quadratic_window():
     """Known answer: on linear dynamics with defects, rolling the backward
     pass's policy forward gives the optimum of the stacked quadratic."""
     rng = np.random.default_rng(0)
     W, n, nu = 5, 4, 2
-    A = np.eye(n) + 0.1 * rng.standard_normal((W, n, n))
-    B = rng.standard_normal((W, n, nu))
-    M = rng.standard_normal((W, n, n))
-    H = np.einsum("tij,tkj->tik", M, M) + 0.1 * np.eye(n)
+    A, B, H = _random_window(rng, W, n, nu)
     g = rng.standard_normal((W, n))
     d = 0.1 * rng.standard_normal((W, n))
     u = 0.1 * rng.standard_normal((W, nu))
@@ -86,10 +92,7 @@ def test_backward_pass_with_limits_keeps_actions_inside_and_solves_unbounded_win
     in [-1, 1] and no feedback on the actions held at a limit."""
     rng = np.random.default_rng(0)
     W, n, nu = 5, 4, 2
-    A = np.eye(n) + 0.1 * rng.standard_normal((W, n, n))
-    B = rng.standard_normal((W, n, nu))
-    M = rng.standard_normal((W, n, n))
-    H = np.einsum("tij,tkj->tik", M, M) + 0.1 * np.eye(n)
+    A, B, H = _random_window(rng, W, n, nu)
     g = 0.01 * rng.standard_normal((W, n))
     u = 0.1 * rng.standard_normal((W, nu))
     free_k, free_K = backward_pass(A, B, g, H, u, 0.05, 0.0)
@@ -116,20 +119,19 @@ def generated_problem(gen, gen_model):
     return TrackingProblem.build(gen_model, ref, threads=2), ref
 
 
-def test_window_fallen_counts_the_frames_from_the_first_fall(generated_problem, gen_model):
+def test_window_falls_flags_the_rollouts_the_fall_rule_flags(generated_problem, gen_model):
     """Known answers: the reference's own states never fall; the same
-    window with the root 0.3 m low from its 4th frame on falls (height) on
-    its last W - 3 frames; without the reference contacts nothing is
-    counted (fall_aware off)."""
-    from mocap_refine.methods.track import _window_fallen
+    window with the root 0.3 m low from its 4th frame on falls (height);
+    without the reference contacts nothing falls (fall_aware off)."""
+    from mocap_refine.methods.track import _window_falls
     from mocap_refine.metrics import reference_contact_near
     problem, ref = generated_problem
     near = reference_contact_near(gen_model, ref.qpos)
     t0, W = 5, 10
     X = np.stack([problem.ref_states[t0:t0 + W + 1]] * 2)
     X[1, 4:, 1 + 2] -= 0.3  # state = (time, qpos, qvel): qpos[2] is the root height
-    assert _window_fallen(problem, X, t0, near).tolist() == [0, W - 3]
-    assert _window_fallen(problem, X, t0, None).tolist() == [0, 0]
+    assert _window_falls(problem, X, t0, near).tolist() == [False, True]
+    assert _window_falls(problem, X, t0, None).tolist() == [False, False]
 
 
 def test_tracks_a_trajectory_the_simulator_made(generated_problem, gen, gen_model):
