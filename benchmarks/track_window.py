@@ -84,7 +84,8 @@ def main() -> None:
         u0 = method_actions(model, ref, config, args.start)[t0:t0 + W]
     plan = problem.ref_states[t0:t0 + W + 1].copy()
     near = reference_contact_near(model, ref.qpos) if s.fall_aware else None
-    cache = tr._JacobianCache(problem, s.relinearize_tol, s.fd_eps, s.smooth_contacts, s.jacobian_stride)
+    cache = tr._JacobianCache(problem, s.relinearize_tol, s.fd_eps, s.smooth_contacts, s.jacobian_stride,
+                              s.jacobians)
     forward = tr.forward_pass
     its = []
 

@@ -24,12 +24,12 @@ def default_config() -> dict:
 def test_default_config_is_valid_and_complete(tmp_path):
     cfg = mr_config.load_config(REPO / "config" / "config.yaml", schema_path=SCHEMA, motions_dir=tmp_path)
     assert cfg["clips"] == DEEPMIMIC
-    assert cfg["methods"] == ["baseline", "feedback", "gradient", "mpc", "invdyn"]
+    assert cfg["methods"] == ["baseline", "feedback", "mpc", "invdyn", "track"]
     assert cfg["physics"]["target_hz"] == 600
     assert cfg["clip_options"] == {"ground_correction": True, "cycles": {}}
     assert cfg["feedback"]["init"] == "baseline"
     # mpc starts from invdyn: invdyn's actions first.
-    assert mr_config.required_actions(cfg) == ["baseline", "feedback", "gradient", "invdyn", "mpc"]
+    assert mr_config.required_actions(cfg) == ["baseline", "feedback", "invdyn", "mpc", "track"]
 
 
 def test_known_names_match_package():

@@ -6,21 +6,28 @@ are perturbed and compared in MuJoCo's tangent space, dx = (dq, dv) with
 dq = qpos' (-) qpos (mj_differentiatePos semantics) and dv = qvel' - qvel, so
 dx has 2 nv entries.
 
-Jacobians A_t = df/dx (2nv x 2nv) and B_t = df/du (2nv x nu) are finite
-differences of whole frames, computed for all frames at once in one batched,
-threaded ``simulate_frames`` call (MuJoCo's own ``mjd_transitionFD`` gives the
-same per physics step; chaining it over substeps costs the same number of
-steps but from Python). The loss gradient is then chained backward (adjoint),
-so one gradient costs O(T) frame-map evaluations, not O(T^2) rollouts.
+Jacobians A_t = df/dx (2nv x 2nv) and B_t = df/du (2nv x nu) come two ways:
+:func:`frame_jacobians`, finite differences of whole frames for all frames at
+once in one batched, threaded ``simulate_frames`` call; and
+:func:`chained_frame_jacobians`, MuJoCo's per-step ``mjd_transitionFD``
+chained over a frame's substeps along its nominal, on a thread pool. Both
+evaluate 2nv + nu + 1 perturbed steps per physics step, but
+``mjd_transitionFD`` skips the position stage for velocity and control
+perturbations and the velocity stage for control ones, so the chained ones
+cost about half (``benchmarks/jacobian_cost.py``). The loss gradient is then
+chained backward (adjoint), so one gradient costs O(T) frame-map evaluations,
+not O(T^2) rollouts.
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import mujoco
 import numpy as np
 
 from .objective import Weights, dof_weights, qpos_difference, tracking_loss
-from .sim import DataPool, simulate_frames, split_state
+from .sim import STATE_SPEC, DataPool, simulate_frames, split_state
 
 
 def perturb_states(model: mujoco.MjModel, states: np.ndarray, dx: np.ndarray) -> np.ndarray:
@@ -100,6 +107,55 @@ def frame_jacobians(model: mujoco.MjModel, states: np.ndarray, actions: np.ndarr
         A = dA / eps
         B = dB / st[:, :, None]
     return np.swapaxes(A, 1, 2), np.swapaxes(B, 1, 2)
+
+
+def chained_frame_jacobians(model: mujoco.MjModel, states: np.ndarray, actions: np.ndarray, substeps: int,
+                            pool: DataPool | None = None, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Frame Jacobians as products of per-step ones (``mjd_transitionFD``).
+
+    states (T, nstate) frame-start states, actions (T, nu) -> A (T, 2nv,
+    2nv), B (T, 2nv, nu): along each frame's nominal substeps k = 1..S,
+    A = A_S ... A_1 and B = sum_k A_S ... A_{k+1} B_k (the action is held
+    over the frame). Frames are shared out over the pool's MjData, one
+    thread each (MuJoCo releases the GIL). Each frame starts from reset data
+    (zero warm start), so the result does not depend on the thread or on
+    what ran before; MuJoCo perturbs a control at its limit inward.
+    """
+    T, nu, n = actions.shape[0], model.nu, 2 * model.nv
+    A, B = np.empty((T, n, n)), np.empty((T, n, nu))
+    pool = pool or DataPool(model, 1)
+
+    def frames(worker: int) -> None:
+        data = pool.datas[worker]
+        As, Bs = np.empty((n, n)), np.empty((n, nu))
+        for t in range(worker, T, len(pool.datas)):
+            mujoco.mj_resetData(model, data)
+            mujoco.mj_setState(model, data, states[t], STATE_SPEC)
+            data.ctrl[:] = actions[t]
+            Af, Bf = np.eye(n), np.zeros((n, nu))
+            for _ in range(substeps):
+                mujoco.mjd_transitionFD(model, data, eps, False, As, Bs, None, None)
+                Af, Bf = As @ Af, As @ Bf + Bs
+                mujoco.mj_step(model, data)
+            A[t], B[t] = Af, Bf
+
+    workers = min(len(pool.datas), max(T, 1))
+    if workers == 1:
+        frames(0)
+    else:
+        list(_thread_pool(workers).map(frames, range(workers)))
+    return A, B
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _thread_pool(workers: int) -> ThreadPoolExecutor:
+    """One persistent pool per size (creating threads per call costs more
+    than a short window's Jacobians)."""
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="jacobians")
+    return _POOLS[workers]
 
 
 def residual_jacobian(model: mujoco.MjModel, states: np.ndarray, qpos_ref: np.ndarray,

@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..body_points import PointWeights, point_kinematics, point_residual, point_residual_jacobian
-from ..derivatives import frame_jacobians, residual_jacobian, state_difference
+from ..derivatives import chained_frame_jacobians, frame_jacobians, residual_jacobian, state_difference
 from ..metrics import fall_flags, fall_frame, joint_errors, reference_contact_near
 from ..model import layout, smooth_contact_model
 from ..objective import Weights, weight_settings, tracking_loss, tracking_residual
@@ -83,6 +83,10 @@ class TrackSettings(weight_settings(root_pos=30.0)):
                                     exclusive_minimum=0.0, maximum=1e6)
     fd_eps: float = setting(1e-6, "finite-difference step of the frame Jacobians", exclusive_minimum=0.0,
                             maximum=1e-2)
+    jacobians: str = setting("transition", "how the frame Jacobians are taken: transition (MuJoCo's per-step "
+                             "mjd_transitionFD chained over the frame's substeps, about half the cost) or "
+                             "frame (finite differences of whole frames, the former default)",
+                             choices=("transition", "frame"))
     jacobian_stride: int = setting(1, "frame Jacobians are taken every this many frames of a window (and at "
                                    "its last) and interpolated between; 1: every frame", minimum=1, maximum=10)
     smooth_contacts: bool = setting(False, "take the frame Jacobians on a copy of the model whose contacts "
@@ -144,8 +148,9 @@ class _JacobianCache:
     taken at; :meth:`get` recomputes only the frames that moved."""
 
     def __init__(self, problem: TrackingProblem, tol: float, eps: float, smooth_contacts: bool = False,
-                 stride: int = 1):
+                 stride: int = 1, jacobians: str = "frame"):
         self.p, self.tol, self.eps, self.stride = problem, tol, eps, int(stride)
+        self.jacobians = chained_frame_jacobians if jacobians == "transition" else frame_jacobians
         self.model, self.pool = problem.model, problem.pool
         if smooth_contacts:
             self.model = smooth_contact_model(problem.model)
@@ -175,8 +180,8 @@ class _JacobianCache:
             # Jacobians interpolated linearly in time (MuJoCo MPC's
             # derivative skipping).
             anchors = np.union1d(np.arange(0, W, self.stride), [W - 1])
-            A, B = frame_jacobians(self.model, states[anchors], actions[anchors], self.p.ref.substeps, self.pool,
-                                   self.eps)
+            A, B = self.jacobians(self.model, states[anchors], actions[anchors], self.p.ref.substeps, self.pool,
+                                  self.eps)
             self.computed += anchors.size
             pos = np.arange(W)
             hi = np.clip(np.searchsorted(anchors, pos), 1, anchors.size - 1) if anchors.size > 1 else np.zeros(W, int)
@@ -188,7 +193,7 @@ class _JacobianCache:
             self.x[sl], self.u[sl] = states, actions
             return self.A[sl], self.B[sl]
         if idx.size:
-            A, B = frame_jacobians(self.model, states[idx], actions[idx], self.p.ref.substeps, self.pool, self.eps)
+            A, B = self.jacobians(self.model, states[idx], actions[idx], self.p.ref.substeps, self.pool, self.eps)
             self.A[t0 + idx], self.B[t0 + idx] = A, B
             self.x[t0 + idx], self.u[t0 + idx] = states[idx], actions[idx]
             self.computed += idx.size
@@ -454,7 +459,8 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
             raise ValueError(f"track: init actions have shape {init.shape}, expected {(T, model.nu)}")
     horizon, commit = frames_for(s.horizon_s, ref.frame_dt), frames_for(s.commit_s, ref.frame_dt)
     commit = min(commit, horizon)
-    cache = _JacobianCache(problem, s.relinearize_tol, s.fd_eps, s.smooth_contacts, s.jacobian_stride)
+    cache = _JacobianCache(problem, s.relinearize_tol, s.fd_eps, s.smooth_contacts, s.jacobian_stride,
+                           s.jacobians)
     points = _Points.build(problem, s.point_weights)
     near = reference_contact_near(model, ref.qpos) if s.fall_aware else None
     actions = init.copy()
