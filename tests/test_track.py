@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -277,3 +279,30 @@ def test_first_step_never_worse_than_the_incoming_actions_open_loop(generated_pr
     roll_u = problem.rollout(u[None])
     assert float(np.sum(_window_residuals(problem, roll_u.states, u[None], 0, w) ** 2)) == pytest.approx(after,
                                                                                                          rel=1e-9)
+
+
+def test_every_window_starts_from_the_configured_regularization(gen, gen_model, monkeypatch):
+    """A window is a new problem: it starts from `regularization`, not from
+    what the last window escalated to (on walk that reached 1e6 and left the
+    next windows without steps or gains: it fell at frame 26). With
+    carry_regularization (the former default) each window gets the last
+    one's value."""
+    import mocap_refine.methods.track as tr
+    ref = Reference(gen.qpos[:13], gen.qvel[:13], gen.frame_dt, gen.physics_dt, gen.substeps)
+    problem = TrackingProblem.build(gen_model, ref)
+    given, returned = [], []
+    real = tr._track_window
+
+    def spy(problem, cache, x_nom, t0, actions, s, w, mu, *args):
+        given.append(mu)
+        out = real(problem, cache, x_nom, t0, actions, s, w, mu, *args)
+        # As if the window had escalated: the next one must not inherit it.
+        returned.append(out[-1] * 1e3)
+        return out[:-1] + (returned[-1],)
+    monkeypatch.setattr(tr, "_track_window", spy)
+    s = TrackSettings(horizon_s=0.2, commit_s=0.1, iterations=2, regularization=0.05)
+    tr.track(problem, s)
+    assert len(given) > 2 and given == [0.05] * len(given)
+    given.clear(), returned.clear()
+    tr.track(problem, replace(s, carry_regularization=True))
+    assert given[0] == 0.05 and given[1:] == returned[:-1]

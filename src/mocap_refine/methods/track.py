@@ -70,7 +70,7 @@ class TrackSettings(weight_settings(root_pos=30.0)):
     commit_s: float = setting(0.1, "actions committed per window before it moves on",
                               exclusive_minimum=0.0, maximum=5.0, unit="s")
     iterations: int = setting(6, "iLQR iterations per window at most", minimum=1, maximum=100)
-    first_iterations: int = setting(6, "iLQR iterations of the first window at most (it starts cold: the "
+    first_iterations: int = setting(30, "iLQR iterations of the first window at most (it starts cold: the "
                                     "later windows inherit most of their frames from the one before)",
                                     minimum=1, maximum=200)
     tolerance: float = setting(0.001, "a window stops when an iteration lowers its loss by less than this fraction",
@@ -102,6 +102,10 @@ class TrackSettings(weight_settings(root_pos=30.0)):
                                    "is a box-constrained QP and actions it holds at a limit get no feedback "
                                    "gain; false: unconstrained steps, clipped in the rollout (the former "
                                    "default)")
+    carry_regularization: bool = setting(False, "a window starts from the regularisation the previous one "
+                                         "ended with (the former default); false: every window starts from "
+                                         "regularization (a window is a new problem: after one hard window the "
+                                         "carried value, up to 1e6, left the next ones without steps or gains)")
     fall_aware: bool = setting(True, "a window's rollout that the fall rule never flags beats any that it "
                                "flags, whatever their losses (among those that fall, the loss decides); "
                                "false: the loss alone (the former default)")
@@ -469,6 +473,8 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
     t0, mu = 0, s.regularization
     while t0 < T:
         W = min(horizon, T - t0)
+        if not s.carry_regularization:
+            mu = s.regularization
         u, x, before, after, its, mu = _track_window(problem, cache, plan[t0:t0 + W + 1], t0,
                                                       actions[t0:t0 + W], s, w, mu, points, near,
                                                       s.first_iterations if t0 == 0 else s.iterations)
