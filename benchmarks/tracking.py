@@ -139,10 +139,15 @@ def markdown(table: pd.DataFrame) -> str:
     t = table.sort_values(["clip", "method"]).copy()
     t["fall_reason"] = t["fall_reason"].fillna("")
     per_clip = t.to_markdown(index=False, floatfmt=".4g")
-    summary = t.groupby(["method", "split"]).agg(
-        clips=("clip", "count"), never_falls=("fall_frame", lambda s: int((s < 0).sum())),
-        median_err50_rad=("err50_rad", "median"), median_drift50_m=("root_drift50_m", "median"),
-        median_cost_replays=("cost_replays", "median")).reset_index()
+    agg = dict(clips=("clip", "count"), never_falls=("fall_frame", lambda s: int((s < 0).sum())),
+               median_err50_rad=("err50_rad", "median"), median_drift50_m=("root_drift50_m", "median"),
+               median_cost_replays=("cost_replays", "median"))
+    summary = t.groupby(["method", "split"]).agg(**agg).reset_index()
+    if t["split"].nunique() > 1:
+        # Several splits (the library: tune and test): each method over all of them too.
+        every = t.groupby("method").agg(**agg).reset_index()
+        every.insert(1, "split", "all")
+        summary = pd.concat([summary, every]).sort_values(["method", "split"], kind="stable")
     return per_clip + "\n\n" + summary.to_markdown(index=False, floatfmt=".4g")
 
 
