@@ -306,3 +306,28 @@ def test_every_window_starts_from_the_configured_regularization(gen, gen_model, 
     given.clear(), returned.clear()
     tr.track(problem, replace(s, carry_regularization=True))
     assert given[0] == 0.05 and given[1:] == returned[:-1]
+
+
+def test_clearance_term_enters_the_window_loss_and_its_derivatives(generated_problem, gen_model):
+    """The window loss ranking the rollouts and the backward pass's cost
+    derivatives both carry the floor-clearance residual: on states 4 cm
+    below the reference, the loss grows by exactly its squares and the
+    gradient by 2 J^T r."""
+    from mocap_refine.clearance import Clearance
+    from mocap_refine.methods.track import _cost_derivatives, _window_residuals
+    problem, ref = generated_problem
+    w = TrackSettings().frame_weights(ref.frame_dt)
+    c = Clearance.build(gen_model, ref.qpos, 40.0)
+    t0, W = 6, 8
+    X = problem.ref_states[t0:t0 + W + 1].copy()
+    X[1:, 1 + 2] -= 0.04  # state = (time, qpos, qvel): qpos[2] is the root height
+    U = np.zeros((1, W, gen_model.nu))
+    plain = np.sum(_window_residuals(problem, X[None], U, t0, w) ** 2)
+    rc, Jc = c.jacobian(gen_model, X[1:, 1:1 + gen_model.nq], slice(t0 + 1, t0 + W + 1))
+    assert (rc < 0).any()
+    with_c = np.sum(_window_residuals(problem, X[None], U, t0, w, clearance=c) ** 2)
+    assert with_c == pytest.approx(plain + np.sum(rc ** 2), rel=1e-12)
+    g0, H0 = _cost_derivatives(problem, X, t0, w)
+    g1, H1 = _cost_derivatives(problem, X, t0, w, clearance=c)
+    np.testing.assert_allclose(g1 - g0, 2 * np.einsum("tij,ti->tj", Jc, rc), atol=1e-12)
+    np.testing.assert_allclose(H1 - H0, 2 * np.einsum("tij,tik->tjk", Jc, Jc), atol=1e-9)

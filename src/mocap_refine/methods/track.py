@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..body_points import PointWeights, point_kinematics, point_residual, point_residual_jacobian
+from ..clearance import Clearance
 from ..derivatives import chained_frame_jacobians, frame_jacobians, residual_jacobian, state_difference
 from ..metrics import fall_flags, fall_frame, joint_errors, reference_contact_near
 from ..model import layout, smooth_contact_model
@@ -98,6 +99,9 @@ class TrackSettings(weight_settings(root_pos=30.0)):
                                       minimum=0.0, unit="1/m^2")
     w_point_velocity: float = setting(0.0, "weight of each body point's velocity error", minimum=0.0,
                                       unit="s^2/m^2")
+    w_clearance: float = setting(0.0, "weight of a watched body's height below the reference's where the "
+                                 "reference's is off the floor (clearance: the fall rule's contact criterion "
+                                 "as a cost; 0: off)", minimum=0.0, unit="1/m^2")
     control_limits: bool = setting(True, "the backward pass knows the actuator limits: each frame's step "
                                    "is a box-constrained QP and actions it holds at a limit get no feedback "
                                    "gain; false: unconstrained steps, clipped in the rollout (the former "
@@ -204,10 +208,11 @@ class _JacobianCache:
         return self.A[sl], self.B[sl]
 
 
-def _window_residuals(problem, states, actions, t0, w, points=None):
-    """Stacked residuals (B, W * 2nv + W * nu [+ W * (3 + 6P)]) of rollouts
-    states (B, W+1, nstate) with actions (B, W, nu) starting at frame t0;
-    points: the body-point term (_Points) or None."""
+def _window_residuals(problem, states, actions, t0, w, points=None, clearance=None):
+    """Stacked residuals (B, W * 2nv + W * nu [+ W * (3 + 6P)] [+ W * Bc]) of
+    rollouts states (B, W+1, nstate) with actions (B, W, nu) starting at
+    frame t0; points: the body-point term (_Points) or None; clearance: the
+    floor-clearance term (:class:`Clearance`) or None."""
     B, W = actions.shape[:2]
     ref = problem.ref
     _, q, v = split_state(problem.model, states[:, 1:])
@@ -217,6 +222,8 @@ def _window_residuals(problem, states, actions, t0, w, points=None):
         pos, vel = point_kinematics(problem.model, q, v)
         rp = point_residual(pos, vel, points.pos[t0 + 1:t0 + W + 1], points.vel[t0 + 1:t0 + W + 1], points.w)
         parts.append(rp.reshape(B, -1))
+    if clearance is not None:
+        parts.append(clearance.residual(problem.model, q, slice(t0 + 1, t0 + W + 1)).reshape(B, -1))
     return np.concatenate(parts, axis=1)
 
 
@@ -362,7 +369,7 @@ def forward_pass(model, substeps, pool, state0, x_nom, u_nom, k, K, alphas):
     return X, U, diverged
 
 
-def _cost_derivatives(problem, x, t0, w, points=None):
+def _cost_derivatives(problem, x, t0, w, points=None, clearance=None):
     """Gradient (W, n) and Gauss-Newton Hessian (W, n, n) of the tracking
     cost of window states x[1:] (frames t0+1..t0+W)."""
     W = x.shape[0] - 1
@@ -376,6 +383,11 @@ def _cost_derivatives(problem, x, t0, w, points=None):
         Jp = point_residual_jacobian(J, points.w)
         g = g + 2 * np.einsum("tij,ti->tj", Jp, rp)
         H = H + 2 * np.einsum("tij,tik->tjk", Jp, Jp)
+    if clearance is not None:
+        _, q, _ = split_state(problem.model, x[1:])
+        rc, Jc = clearance.jacobian(problem.model, q, slice(t0 + 1, t0 + W + 1))
+        g = g + 2 * np.einsum("tij,ti->tj", Jc, rc)
+        H = H + 2 * np.einsum("tij,tik->tjk", Jc, Jc)
     return g, H
 
 
@@ -392,7 +404,7 @@ def _window_falls(problem, X, t0, near):
 
 
 def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weights, mu: float, points=None,
-                  near=None, iterations=None):
+                  near=None, iterations=None, clearance=None):
     """iLQR on one window from x_nom[0]. x_nom (W+1, nstate): the nominal
     states, the previous window's rollout where it reaches and the reference
     beyond (so the first backward pass sees the defects and the first
@@ -411,7 +423,7 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
     defects = state_difference(problem.model, ends, x[1:])
     # The incoming actions played open loop: the first step must beat them.
     roll_in = problem.rollout(u[None], x_nom[0])
-    loss_in = float(np.sum(_window_residuals(problem, roll_in.states, u[None], t0, w, points) ** 2))
+    loss_in = float(np.sum(_window_residuals(problem, roll_in.states, u[None], t0, w, points, clearance) ** 2))
     fallen_in = int(_window_falls(problem, roll_in.states, t0, near)[0])
     if roll_in.diverged_frame[0] >= 0:
         loss_in, fallen_in = np.inf, 1
@@ -420,14 +432,14 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
     its = 0
     for its in range(1, (iterations or s.iterations) + 1):
         A, B = cache.get(t0, x[:-1], u)
-        g, H = _cost_derivatives(problem, x, t0, w, points)
+        g, H = _cost_derivatives(problem, x, t0, w, points, clearance)
         gain = -1.0
         for _ in range(REGULARIZATION_TRIES):
             step = backward_pass(A, B, g, H, u, w.effort, mu, defects, s.control_limits)
             if step is not None:
                 X, U, diverged = forward_pass(problem.model, problem.ref.substeps, problem.pool, x_nom[0], x, u,
                                               *step, LINE_SEARCH)
-                losses = np.sum(_window_residuals(problem, X, U, t0, w, points) ** 2, axis=1)
+                losses = np.sum(_window_residuals(problem, X, U, t0, w, points, clearance) ** 2, axis=1)
                 losses[diverged >= 0] = np.inf
                 falls = _window_falls(problem, X, t0, near).astype(int)
                 falls[diverged >= 0] = 1
@@ -466,6 +478,7 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
     cache = _JacobianCache(problem, s.relinearize_tol, s.fd_eps, s.smooth_contacts, s.jacobian_stride,
                            s.jacobians)
     points = _Points.build(problem, s.point_weights)
+    clearance = Clearance.build(model, ref.qpos, s.w_clearance)
     near = reference_contact_near(model, ref.qpos) if s.fall_aware else None
     actions = init.copy()
     plan = problem.ref_states.copy()  # nominal states: rollouts so far, the reference beyond
@@ -477,7 +490,7 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
             mu = s.regularization
         u, x, before, after, its, mu = _track_window(problem, cache, plan[t0:t0 + W + 1], t0,
                                                       actions[t0:t0 + W], s, w, mu, points, near,
-                                                      s.first_iterations if t0 == 0 else s.iterations)
+                                                      s.first_iterations if t0 == 0 else s.iterations, clearance)
         if not np.isfinite(after):
             # Every closed-loop rollout diverged: keep the incoming actions
             # for this window (their open-loop rollout) and move on.
