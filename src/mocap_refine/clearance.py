@@ -7,11 +7,14 @@ costs barely see that: on crawl a hand 9 cm below the reference, on the
 floor, came from joint errors of 0.02 rad. This residual is the criterion's
 smooth side, per frame and watched body b,
 
-    sqrt(w) * min(0, h_b - h_ref_b)   where the reference's b is off the floor,
-    0                                  where it is near it (may rest there),
+    sqrt(w) * min(0, h_b - min(h_ref_b, c))   where the reference's b is off the floor,
+    0                                          where it is near it (may rest there),
 
-with h the lowest point of the body's geom (m): a body that stays as high as
-the reference's, or higher, costs nothing. The lowest point of a sphere is
+with h the lowest point of the body's geom (m) and c a height, by default
+the rule's reference margin (REFERENCE_CONTACT_MARGIN_M, 0.10 m): a body costs only while it is
+lower than both the reference's and c, so a hand swinging 0.8 m up does not
+pull on the pose, and the cost grows as the body nears the floor where the
+rule would flag it. The lowest point of a sphere is
 its centre less the radius; of a capsule, its lower end-cap centre less the
 radius, so its Jacobian is the z row of that point's Jacobian (``mj_jac``).
 """
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from .metrics import contact_bodies, reference_contact_near
+from .metrics import REFERENCE_CONTACT_MARGIN_M, contact_bodies, reference_contact_near
 from .reference import geom_lowest_points
 
 
@@ -37,28 +40,29 @@ def watched_geoms(model: mujoco.MjModel) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Clearance:
-    """Reference heights h_ref (N, B) m, the mask off (N, B) of bodies the
-    rule watches at each frame (reference off the floor), the geoms (B,) and
-    the weight (1/m^2)."""
-    h_ref: np.ndarray
+    """Target heights min(h_ref, c) (N, B) m, the mask off (N, B) of bodies
+    the rule watches at each frame (reference off the floor), the geoms (B,)
+    and the weight (1/m^2)."""
+    target: np.ndarray
     off: np.ndarray
     geoms: np.ndarray
     weight: float
 
     @classmethod
-    def build(cls, model: mujoco.MjModel, qpos_ref: np.ndarray, weight: float):
-        """None when weight is 0 (the term is off)."""
+    def build(cls, model: mujoco.MjModel, qpos_ref: np.ndarray, weight: float,
+              height_m: float = REFERENCE_CONTACT_MARGIN_M):
+        """None when weight is 0 (the term is off). height_m: c above."""
         if weight <= 0:
             return None
         geoms = watched_geoms(model)
-        return cls(geom_lowest_points(model, qpos_ref, geoms), ~reference_contact_near(model, qpos_ref),
-                   geoms, float(weight))
+        target = np.minimum(geom_lowest_points(model, qpos_ref, geoms), height_m)
+        return cls(target, ~reference_contact_near(model, qpos_ref), geoms, float(weight))
 
     def residual(self, model: mujoco.MjModel, qpos: np.ndarray, rows: slice) -> np.ndarray:
         """qpos (..., W, nq) at reference frames `rows` -> (..., W, B)."""
         lead = qpos.shape[:-1]
         h = geom_lowest_points(model, qpos.reshape(-1, model.nq), self.geoms).reshape(lead + (-1,))
-        gap = np.minimum(0.0, h - self.h_ref[rows]) * self.off[rows]
+        gap = np.minimum(0.0, h - self.target[rows]) * self.off[rows]
         return np.sqrt(self.weight) * gap
 
     def jacobian(self, model: mujoco.MjModel, qpos: np.ndarray, rows: slice) -> tuple[np.ndarray, np.ndarray]:

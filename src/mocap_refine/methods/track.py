@@ -39,7 +39,7 @@ import numpy as np
 from ..body_points import PointWeights, point_kinematics, point_residual, point_residual_jacobian
 from ..clearance import Clearance
 from ..derivatives import chained_frame_jacobians, frame_jacobians, residual_jacobian, state_difference
-from ..metrics import fall_flags, fall_frame, joint_errors, reference_contact_near
+from ..metrics import REFERENCE_CONTACT_MARGIN_M, fall_flags, fall_frame, joint_errors, reference_contact_near
 from ..model import layout, smooth_contact_model
 from ..objective import Weights, weight_settings, tracking_loss, tracking_residual
 from ..problem import TrackingProblem
@@ -102,6 +102,10 @@ class TrackSettings(weight_settings(root_pos=30.0)):
     w_clearance: float = setting(0.0, "weight of a watched body's height below the reference's where the "
                                  "reference's is off the floor (clearance: the fall rule's contact criterion "
                                  "as a cost; 0: off)", minimum=0.0, unit="1/m^2")
+    clearance_height_m: float = setting(REFERENCE_CONTACT_MARGIN_M, "the clearance cost starts where a watched "
+                                        "body is below both the reference's and this height (default: the fall "
+                                        "rule's reference margin; 10: below the reference's anywhere)",
+                                        exclusive_minimum=0.0, maximum=10.0, unit="m")
     control_limits: bool = setting(True, "the backward pass knows the actuator limits: each frame's step "
                                    "is a box-constrained QP and actions it holds at a limit get no feedback "
                                    "gain; false: unconstrained steps, clipped in the rollout (the former "
@@ -478,7 +482,7 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
     cache = _JacobianCache(problem, s.relinearize_tol, s.fd_eps, s.smooth_contacts, s.jacobian_stride,
                            s.jacobians)
     points = _Points.build(problem, s.point_weights)
-    clearance = Clearance.build(model, ref.qpos, s.w_clearance)
+    clearance = Clearance.build(model, ref.qpos, s.w_clearance, s.clearance_height_m)
     near = reference_contact_near(model, ref.qpos) if s.fall_aware else None
     actions = init.copy()
     plan = problem.ref_states.copy()  # nominal states: rollouts so far, the reference beyond
