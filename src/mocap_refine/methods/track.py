@@ -99,7 +99,7 @@ class TrackSettings(weight_settings(root_pos=30.0)):
                                       minimum=0.0, unit="1/m^2")
     w_point_velocity: float = setting(0.0, "weight of each body point's velocity error", minimum=0.0,
                                       unit="s^2/m^2")
-    w_clearance: float = setting(0.0, "weight of a watched body's height below the reference's where the "
+    w_clearance: float = setting(100.0, "weight of a watched body's height below the reference's where the "
                                  "reference's is off the floor (clearance: the fall rule's contact criterion "
                                  "as a cost; 0: off)", minimum=0.0, unit="1/m^2")
     clearance_height_m: float = setting(REFERENCE_CONTACT_MARGIN_M, "the clearance cost starts where a watched "
