@@ -10,15 +10,20 @@ windows on a falling, contact-rich body tractable where open-loop steps
 (Gauss-Newton on the window's actions) fail beyond about 0.2 s. The first
 ``commit_s`` seconds are committed and the window moves on; the committed
 actions are what the closed-loop rollout applied, so they replay exactly
-open loop.
+open loop. Every window starts from the configured regularisation (a new
+problem), and the first, which starts cold, may take more iterations.
 
-Cost: frame Jacobians A_t = df/dx, B_t = df/du are finite differences of
-whole frames (one batched rollout), taken afresh every iteration by default.
-``relinearize_tol`` > 0 reuses them until a frame's state or action has
-moved more than that from where they were taken (a stale model costs
-progress, not correctness: every step is judged on real rollouts; on the
-tune clips it saved little). A window stops when an iteration lowers its
-loss by less than ``tolerance`` (relative).
+Cost: frame Jacobians A_t = df/dx, B_t = df/du, by default MuJoCo's
+per-step ``mjd_transitionFD`` chained over each frame's substeps on a thread
+pool (about half the cost of differencing whole frames), taken afresh every
+iteration. ``relinearize_tol`` > 0 reuses them until a frame's state or
+action has moved more than that from where they were taken. A window stops
+when an iteration lowers its loss by less than ``tolerance`` (relative).
+
+The loss is the tracking objective's, plus (``w_clearance``) the fall rule's
+contact criterion as a cost (:mod:`mocap_refine.clearance`): a watched body
+lower than the reference's near the floor. Rollouts the fall rule flags lose
+to those it does not (``fall_aware``).
 
 The windows recede to the end of the clip (they shrink there), so every
 frame is planned the same way. The start is zero actions, so the first pass
