@@ -4,7 +4,8 @@ time went, and every method's metrics per clip.
 Reads, in the run's working directory, the wall time of the run from
 Snakemake's own log (.snakemake/log/, first and last time stamp of the
 newest log, or --log), the per-job benchmark files benchmarks/out/{rule}/...
-(CPU seconds summed per rule) and results/summary.csv. With --split, each
+(CPU seconds summed per rule) and results/summary.csv; the log is the
+newest one of a run that finished all its jobs, unless --log names one. With --split, each
 clip's row says whether settings were chosen on it (tune) or not (test).
 
 Run (after `snakemake --cores 2 all` in DIR):
@@ -62,10 +63,13 @@ def rule_cpu(workdir: Path) -> pd.DataFrame:
 
 
 def render(workdir: Path, cores: int, command: str, split: bool, log: Path | None = None) -> str:
-    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
-    log = log or (logs[-1] if logs else None)
     if log is None:
-        raise ValueError(f"{workdir}/.snakemake/log holds no Snakemake log")
+        # The newest log of a run that finished its jobs (a --report run has none).
+        logs = [p for p in sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+                if "steps (100%) done" in p.read_text()]
+        if not logs:
+            raise ValueError(f"{workdir}/.snakemake/log holds no log of a finished run")
+        log = logs[-1]
     wall = run_wall_s(log)
     summary = pd.read_csv(workdir / "results" / "summary.csv")
     tune = tune_clips() if split else ()
@@ -104,7 +108,7 @@ def main() -> None:
     ap.add_argument("--cores", type=int, required=True, help="the --cores the run had")
     ap.add_argument("--command", required=True, help="the command that made the run, as typed")
     ap.add_argument("--split", action="store_true", help="mark each clip tune or test")
-    ap.add_argument("--log", type=Path, help="Snakemake log of the run (default: the newest)")
+    ap.add_argument("--log", type=Path, help="Snakemake log of the run (default: the newest finished one)")
     ap.add_argument("--out", type=Path, help="write the Markdown here (default: print it)")
     args = ap.parse_args()
     md = render(args.workdir, args.cores, args.command, args.split, args.log)
