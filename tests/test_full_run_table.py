@@ -4,19 +4,12 @@ every method's metrics from results/summary.csv."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pandas as pd
-
-ROOT = Path(__file__).resolve().parents[1]
+from file_module import load
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("full_run_table", ROOT / "scripts" / "full_run_table.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load("scripts/full_run_table.py", "full_run_table")
 
 
 def test_full_run_table_of_a_real_run(test_workflow_run):

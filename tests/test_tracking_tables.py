@@ -3,22 +3,19 @@ docs/results/data, never typed: re-rendering gives the same text."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shlex
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from file_module import load
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tracking_module():
-    spec = importlib.util.spec_from_file_location("bench_tracking", ROOT / "benchmarks" / "tracking.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load("benchmarks/tracking.py", "bench_tracking")
 
 
 @pytest.mark.parametrize("table", ["tracking_tune", "tracking_test", "tracking_variants", "tracking_tune_rates",
