@@ -11,6 +11,7 @@ Run:
     python benchmarks/tracking.py --methods track gradient --set test
     python benchmarks/tracking.py --methods track --set variants --threads 2
     python benchmarks/tracking.py --methods track --set tune --params '{"track": {"horizon_s": 0.4}}'
+    python benchmarks/tracking.py --set tune --clips walk --verbose --work /tmp/tracking   # keep the replays
 Writes benchmarks/out/tracking_{set}_{methods}.csv and prints a Markdown table; with
 --table-out the table is also written to that file. The tables in docs/ are
 rendered from those CSVs:
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import tempfile
 from pathlib import Path
 
@@ -89,9 +91,14 @@ def main() -> None:
     ap.add_argument("--table-out", help="also write the Markdown table here")
     ap.add_argument("--work", help="keep the references and actions in this folder (default: a temporary one); "
                     "files already there are reused")
+    ap.add_argument("--verbose", action="store_true",
+                    help="print the methods' progress lines (track: each window's loss, iterations and "
+                         "regularisation)")
     ap.add_argument("--render", nargs="+", metavar="CSV",
                     help="only render the table of earlier runs' CSVs (several: rows of all)")
     args = ap.parse_args()
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.render:
         table = pd.concat([pd.read_csv(p) for p in args.render], ignore_index=True)
         md = render(table, args.render)

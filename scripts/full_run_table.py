@@ -2,11 +2,11 @@
 time went, and every method's metrics per clip.
 
 Reads, in the run's working directory, the wall time of the run from
-Snakemake's own log (.snakemake/log/, first and last time stamp of the
-newest log, or --log), the per-job benchmark files benchmarks/out/{rule}/...
-(CPU seconds summed per rule) and results/summary.csv; the log is the
-newest one of a run that finished all its jobs, unless --log names one. With --split, each
-clip's row says whether settings were chosen on it (tune) or not (test).
+Snakemake's own log (first and last time stamp of the newest log in
+.snakemake/log/ of a run that finished all its jobs, or --log), the per-job
+benchmark files benchmarks/out/{rule}/... (CPU seconds summed per rule) and
+results/summary.csv. With --split, each clip's row says whether settings
+were chosen on it (tune) or not (test).
 
 Run (after `snakemake --cores 2 all` in DIR):
     python scripts/full_run_table.py DIR --cores 2 --command "snakemake --cores 2 all" \\
@@ -33,6 +33,8 @@ def tune_clips() -> tuple[str, ...]:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return tuple(mod.TUNE)
+
+
 COLUMNS = ["clip", "split", "method", "err50_rad", "root_drift50_m", "root_rot_err50_deg", "fall_frame",
            "fall_reason", "cost_replays", "wall_s"]
 

@@ -511,11 +511,12 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
         step = commit  # windows shrink at the end of the clip; every frame is planned the same way
         elapsed = time.perf_counter() - t_start
         history.append({"iteration": len(history), "window_start": t0, "window_loss_start": before,
-                        "loss": after, "window_iterations": its, "jacobian_frames": cache.computed,
-                        "seconds": elapsed})
+                        "loss": after, "window_iterations": its, "window_regularization": mu,
+                        "jacobian_frames": cache.computed, "seconds": elapsed})
         done = min(t0 + step, T)
-        log.info("track: frames %d/%d, window loss %.4g -> %.4g in %d iterations, %.1f s elapsed, about %.0f s left",
-                 done, T, before, after, its, elapsed, elapsed * (T - done) / done)
+        log.info("track: frames %d/%d, window loss %.4g -> %.4g in %d iterations (regularisation %.3g at the "
+                 "end), %.1f s elapsed, about %.0f s left", done, T, before, after, its, mu, elapsed,
+                 elapsed * (T - done) / done)
         t0 += step
     final = _replay(problem, actions, w)
     start = _replay(problem, init, w)
