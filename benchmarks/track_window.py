@@ -13,6 +13,7 @@ far above what gradient reaches on its first window.
 Run:
     python benchmarks/track_window.py --clip dance_a --iterations 14 --compare gradient invdyn
     python benchmarks/track_window.py --clip dance_a --start invdyn --params '{"control_limits": false}'
+    python benchmarks/track_window.py --clip dance_b --rate 24 --iterations 30   # the clip resampled to 24 Hz
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from mocap_refine.methods import track as tr
 from mocap_refine.metrics import reference_contact_near
 from mocap_refine.model import load_model
 from mocap_refine.problem import TrackingProblem
+from mocap_refine.variants import write_variants
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,6 +50,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clip", default="dance_a")
     ap.add_argument("--start", default="zero", help="zero, inverse_dynamics or a method name")
+    ap.add_argument("--rate", type=float, help="resample the clip to this frame rate (Hz) first, as the variants")
     ap.add_argument("--start-frame", type=int, default=0)
     ap.add_argument("--iterations", type=int, default=6)
     ap.add_argument("--params", default="{}", help="track settings as JSON")
@@ -56,7 +59,10 @@ def main() -> None:
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     with tempfile.TemporaryDirectory() as tmp:
         ref_h5 = Path(tmp) / "reference.h5"
-        pipeline.prepare(pipeline.pybullet_clip_path(args.clip), ref_h5, Path(tmp) / "diagnostics.csv",
+        clip_path = pipeline.pybullet_clip_path(args.clip)
+        if args.rate:
+            clip_path = Path(tmp) / f"{write_variants(tmp, [args.clip], rates=(args.rate,), mirror=False)[0]}.txt"
+        pipeline.prepare(clip_path, ref_h5, Path(tmp) / "diagnostics.csv",
                          physics_hz=float(config["physics"]["target_hz"]))
         ref, _ = pipeline.load_reference(ref_h5)
     model = load_model(ref.physics_dt)
@@ -101,7 +107,7 @@ def main() -> None:
         _, _, first, last, n, _ = tr._track_window(problem, cache, plan, t0, u0, s, w, s.regularization, None, near)
     finally:
         tr.forward_pass = forward
-    print(f"track from {args.start}, window frames {t0}..{t0 + W}, step sizes {tr.LINE_SEARCH.tolist()}:")
+    print(f"track from {args.start}, window frames {t0}..{t0 + W}, step sizes {list(s.step_sizes)}:")
     for i, (losses, sat) in enumerate(its):
         print(f"  forward pass {i + 1:2d}: losses {np.array2string(losses, precision=1)}, "
               f"at a limit {np.array2string(sat, precision=2)}")

@@ -331,3 +331,41 @@ def test_clearance_term_enters_the_window_loss_and_its_derivatives(generated_pro
     g1, H1 = _cost_derivatives(problem, X, t0, w, clearance=c)
     np.testing.assert_allclose(g1 - g0, 2 * np.einsum("tij,ti->tj", Jc, rc), atol=1e-12)
     np.testing.assert_allclose(H1 - H0, 2 * np.einsum("tij,tik->tjk", Jc, Jc), atol=1e-9)
+
+
+def test_forward_pass_rolls_out_the_configured_step_sizes(gen, gen_model, monkeypatch):
+    """Every forward pass tries exactly `step_sizes`; the former four stay
+    reachable by config."""
+    import mocap_refine.methods.track as tr
+    ref = Reference(gen.qpos[:7], gen.qvel[:7], gen.frame_dt, gen.physics_dt, gen.substeps)
+    problem = TrackingProblem.build(gen_model, ref)
+    seen = []
+    real = tr.forward_pass
+
+    def spy(*args):
+        seen.append(tuple(args[-1]))
+        return real(*args)
+    monkeypatch.setattr(tr, "forward_pass", spy)
+    for sizes in (TrackSettings().step_sizes, (1.0, 0.5, 0.25, 0.1)):
+        seen.clear()
+        tr.track(problem, TrackSettings(horizon_s=0.2, commit_s=0.1, iterations=2, step_sizes=sizes))
+        assert seen and set(seen) == {sizes}
+    assert TrackSettings().step_sizes[-1] == 1e-3
+
+
+def test_convergence_is_measured_per_unit_step(generated_problem):
+    """Known answer: with only tiny steps (1e-3) every iteration lowers a
+    cold window's loss by a tiny fraction, yet the model is far from
+    converged. The tolerance is on the gain per unit step, so the window
+    uses all its iterations although their total gain is below the
+    tolerance (a rule on the raw gain would stop after the second)."""
+    from mocap_refine.methods.track import _JacobianCache, _track_window
+    problem, ref = generated_problem
+    s = TrackSettings(horizon_s=0.2, commit_s=0.1, iterations=4, step_sizes=(1e-3,), tolerance=0.01)
+    w = s.frame_weights(ref.frame_dt)
+    W = frames_for(s.horizon_s, ref.frame_dt)
+    cache = _JacobianCache(problem, 0.0, s.fd_eps)
+    u, x, first, last, its, mu = _track_window(problem, cache, problem.ref_states[:W + 1], 0,
+                                               np.zeros((W, problem.model.nu)), s, w, s.regularization)
+    assert its == s.iterations
+    assert 0 < (first - last) / first < s.tolerance

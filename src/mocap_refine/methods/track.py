@@ -54,7 +54,6 @@ from . import MethodResult
 
 log = logging.getLogger(__name__)
 INIT_METHODS = ("baseline", "invdyn", "feedback", "gradient", "mpc")
-LINE_SEARCH = np.array([1.0, 0.5, 0.25, 0.1])  # forward-pass step sizes, one batched rollout
 REGULARIZATION_FACTOR = 3.0   # mu / 3 after a successful step, mu * 9 before a retry
 REGULARIZATION_TRIES = 4
 MIN_REGULARIZATION, MAX_REGULARIZATION = 1e-6, 1e6
@@ -79,8 +78,13 @@ class TrackSettings(weight_settings(root_pos=30.0)):
     first_iterations: int = setting(30, "iLQR iterations of the first window at most (it starts cold: the "
                                     "later windows inherit most of their frames from the one before)",
                                     minimum=1, maximum=200)
-    tolerance: float = setting(0.001, "a window stops when an iteration lowers its loss by less than this fraction",
+    tolerance: float = setting(0.001, "a window stops when an iteration lowers its loss by less than this "
+                               "fraction per unit step size (the gain divided by the step size it was taken at)",
                                minimum=0.0, maximum=1.0)
+    step_sizes: tuple[float, ...] = setting(
+        (1.0, 0.5, 0.25, 0.1, 0.05, 0.025, 0.01, 0.005, 0.0025, 0.001),
+        "step sizes of the forward pass, rolled out in one batch (1 to 1e-3, as Tassa's iLQG; the former "
+        "default: 1, 0.5, 0.25, 0.1)", exclusive_minimum=0.0, maximum=1.0)
     relinearize_tol: float = setting(
         0.0, "a frame's Jacobians are reused until its state (tangent norm, velocities times the frame "
         "duration) or action has moved more than this from where they were taken; 0: every iteration",
@@ -439,6 +443,7 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
     loss = loss0 = np.inf
     fallen = 2  # worse than any rollout: nothing accepted yet
     its = 0
+    alphas = np.asarray(s.step_sizes, dtype=float)
     for its in range(1, (iterations or s.iterations) + 1):
         A, B = cache.get(t0, x[:-1], u)
         g, H = _cost_derivatives(problem, x, t0, w, points, clearance)
@@ -447,7 +452,7 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
             step = backward_pass(A, B, g, H, u, w.effort, mu, defects, s.control_limits)
             if step is not None:
                 X, U, diverged = forward_pass(problem.model, problem.ref.substeps, problem.pool, x_nom[0], x, u,
-                                              *step, LINE_SEARCH)
+                                              *step, alphas)
                 losses = np.sum(_window_residuals(problem, X, U, t0, w, points, clearance) ** 2, axis=1)
                 losses[diverged >= 0] = np.inf
                 falls = _window_falls(problem, X, t0, near).astype(int)
@@ -457,7 +462,11 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
                     x, loss, loss0, defects, gain, fallen = roll_in.states[0], loss_in, loss_in, None, 1.0, fallen_in
                     break
                 if (falls[best], losses[best]) < (fallen, loss):
-                    gain = (loss - losses[best]) / loss if np.isfinite(loss) and falls[best] == fallen else 1.0
+                    # Gain per unit step: a small gain at a small step
+                    # means the model holds only close by, not that the
+                    # window has converged.
+                    gain = ((loss - losses[best]) / loss / alphas[best]
+                            if np.isfinite(loss) and falls[best] == fallen else 1.0)
                     if not np.isfinite(loss0):
                         loss0 = float(losses[best])
                     x, u, loss, defects, fallen = X[best], U[best], float(losses[best]), None, int(falls[best])
