@@ -353,10 +353,19 @@ def test_animation_has_subsampled_frames_in_the_method_colour(results, tmp_path)
         assert im.n_frames == len(info["frames"])
         assert im.size == (int(w_in * 40), int(h_in * 40))
         # The replay skeleton is drawn in the method's colour.
-        im.seek(0)
-        rgb = np.asarray(im.convert("RGB")).reshape(-1, 3)
+        frames = []
+        for k in range(im.n_frames):
+            im.seek(k)
+            frames.append(np.asarray(im.convert("RGB")).astype(int))
     target = np.array([int(report.method_color("baseline")[k:k + 2], 16) for k in (1, 3, 5)])
-    assert (np.abs(rgb.astype(int) - target).sum(axis=1) < 30).sum() > 20
+    # Every frame (drawn over one background, quantised by the first
+    # frame's palette) shows the replay skeleton in the method's colour,
+    # and the skeletons move from frame to frame.
+    for rgb in frames:
+        assert (np.abs(rgb.reshape(-1, 3) - target).sum(axis=1) < 30).sum() > 20
+    assert all((a != b).any() for a, b in zip(frames, frames[1:]))
+    report.animate_replay(results / CLIP / "baseline.h5", tmp_path / "b.gif", max_frames=5, dpi=40)
+    assert (tmp_path / "a.gif").read_bytes() == (tmp_path / "b.gif").read_bytes()
 
 
 def test_unreadable_table_names_the_file(tmp_path):

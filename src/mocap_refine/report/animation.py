@@ -79,18 +79,21 @@ def animate_replay(h5_path, out_gif, max_frames: int = 40, dpi: int = ANIMATION_
              ("front", "front view (y-z)", 1, 1.0, (-0.05, 1.9)),
              ("feet", "feet close up, side view (x-z): a foot that slides moves against the grey one", 0,
               half, (-0.02, top)))
-    artists = []
+    artists, lines = [], []
     for key, title, h, width, ylim in views:
         ax = axes[key]
         ax.set_title(title, fontsize=11)
         ax.set_aspect("equal", adjustable="box")
-        ax.set_xlabel(f"{'xy'[h]} (m, following the reference root)", fontsize=10)
+        ax.set_xlabel(f"{'xy'[h]} (m, relative to the reference root)", fontsize=10)
         ax.set_ylabel("z (m)", fontsize=10)
         ax.axhline(0.0, color="#8b5a2b", lw=2)  # floor
+        ax.set_xlim(-width, width)
         ax.set_ylim(*ylim)
-        ghost = [ax.plot([], [], color=GHOST_COLOR, lw=5, solid_capstyle="round")[0] for _ in segments]
-        sim = [ax.plot([], [], color=color, lw=2.6, solid_capstyle="round")[0] for _ in segments]
-        artists.append((ax, h, width, ghost, sim))
+        ghost = [ax.plot([], [], color=GHOST_COLOR, lw=5, solid_capstyle="round", animated=True)[0]
+                 for _ in segments]
+        sim = [ax.plot([], [], color=color, lw=2.6, solid_capstyle="round", animated=True)[0] for _ in segments]
+        artists.append((h, ghost, sim))
+        lines += ghost + sim
     side = axes["side"]
     side.plot([], [], color=GHOST_COLOR, lw=5, label="reference (ghost)")
     side.plot([], [], color=color, lw=2.6, label=f"{run.method} replay")
@@ -99,11 +102,10 @@ def animate_replay(h5_path, out_gif, max_frames: int = 40, dpi: int = ANIMATION_
 
     def draw(t):
         centre = ref_pts[t, 0]
-        for ax, h, width, ghost, sim in artists:
-            ax.set_xlim(centre[h] - width, centre[h] + width)
-            for lines, pts in ((ghost, ref_pts[t]), (sim, sim_pts[t])):
-                for line, (i, j) in zip(lines, segments):
-                    line.set_data([pts[i, h], pts[j, h]], [pts[i, 2], pts[j, 2]])
+        for h, ghost, sim in artists:
+            for lines_, pts in ((ghost, ref_pts[t]), (sim, sim_pts[t])):
+                for line, (i, j) in zip(lines_, segments):
+                    line.set_data([pts[i, h] - centre[h], pts[j, h] - centre[h]], [pts[i, 2], pts[j, 2]])
         state = ""
         if 0 <= run.diverged_frame <= t:
             state = "  DIVERGED (frozen)"
@@ -117,14 +119,25 @@ def animate_replay(h5_path, out_gif, max_frames: int = 40, dpi: int = ANIMATION_
     try:
         draw(int(shown[0]))
         fig.canvas.draw()
-        # The layout is fixed after the first frame: re-solving it per frame
-        # costs most of the time and would make the axes jitter.
+        # The axes are fixed (the views move with the reference root by
+        # drawing relative to it), so they are drawn once and only the
+        # skeletons and the title are drawn per frame (blitting).
         fig.set_layout_engine("none")
+        title.set_animated(True)
+        fig.canvas.draw()
+        background = fig.canvas.copy_from_bbox(fig.bbox)
+        palette = None
         for t in shown:
             draw(int(t))
-            fig.canvas.draw()
-            rgba = np.asarray(fig.canvas.buffer_rgba())
-            images.append(Image.fromarray(rgba[..., :3].copy()).quantize(colors=64, dither=Image.Dither.NONE))
+            fig.canvas.restore_region(background)
+            for artist in lines + [title]:
+                fig.draw_artist(artist)
+            frame = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+            # One palette for the whole GIF, from its first frame: frames
+            # keep their colours and quantising by a fixed palette is quick.
+            if palette is None:
+                palette = frame.quantize(colors=64, dither=Image.Dither.NONE)
+            images.append(frame.quantize(palette=palette, dither=Image.Dither.NONE))
     finally:
         plt.close(fig)
     duration_ms = max(20, int(round(1000 * dt * stride)))
