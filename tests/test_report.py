@@ -360,9 +360,10 @@ def test_animation_has_subsampled_frames_in_the_method_colour(results, tmp_path)
     target = np.array([int(report.method_color("baseline")[k:k + 2], 16) for k in (1, 3, 5)])
     # Every frame (drawn over one background, quantised by the first
     # frame's palette) shows the replay skeleton in the method's colour,
-    # and the skeletons move from frame to frame.
-    for rgb in frames:
-        assert (np.abs(rgb.reshape(-1, 3) - target).sum(axis=1) < 30).sum() > 20
+    # and only this frame's: skeletons drawn over the last frame's instead
+    # of the background would pile up (walk: 643 pixels, then 1000 .. 1713).
+    coloured = [(np.abs(rgb.reshape(-1, 3) - target).sum(axis=1) < 30).sum() for rgb in frames]
+    assert min(coloured) > 20 and max(coloured) < 1.5 * coloured[0]
     assert all((a != b).any() for a, b in zip(frames, frames[1:]))
     report.animate_replay(results / CLIP / "baseline.h5", tmp_path / "b.gif", max_frames=5, dpi=40)
     assert (tmp_path / "a.gif").read_bytes() == (tmp_path / "b.gif").read_bytes()
