@@ -91,7 +91,7 @@ def main() -> None:
     plan = problem.ref_states[t0:t0 + W + 1].copy()
     near = reference_contact_near(model, ref.qpos) if s.fall_aware else None
     cache = tr._JacobianCache(problem, s.relinearize_tol, s.fd_eps, s.smooth_contacts, s.jacobian_stride,
-                              s.jacobians)
+                              s.jacobians, s.transition_stride)
     forward = tr.forward_pass
     its = []
 

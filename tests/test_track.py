@@ -334,7 +334,7 @@ def test_clearance_term_enters_the_window_loss_and_its_derivatives(generated_pro
 
 
 def test_forward_pass_rolls_out_the_configured_step_sizes(gen, gen_model, monkeypatch):
-    """Every forward pass tries exactly `step_sizes`; the former four stay
+    """With first_step_sizes 0 every forward pass tries exactly `step_sizes`; the former four stay
     reachable by config."""
     import mocap_refine.methods.track as tr
     ref = Reference(gen.qpos[:7], gen.qvel[:7], gen.frame_dt, gen.physics_dt, gen.substeps)
@@ -348,7 +348,8 @@ def test_forward_pass_rolls_out_the_configured_step_sizes(gen, gen_model, monkey
     monkeypatch.setattr(tr, "forward_pass", spy)
     for sizes in (TrackSettings().step_sizes, (1.0, 0.5, 0.25, 0.1)):
         seen.clear()
-        tr.track(problem, TrackSettings(horizon_s=0.2, commit_s=0.1, iterations=2, step_sizes=sizes))
+        tr.track(problem, TrackSettings(horizon_s=0.2, commit_s=0.1, iterations=2, step_sizes=sizes,
+                                        first_step_sizes=0))
         assert seen and set(seen) == {sizes}
 
 
@@ -368,3 +369,28 @@ def test_convergence_is_measured_per_unit_step(generated_problem):
                                                np.zeros((W, problem.model.nu)), s, w, s.regularization)
     assert its == s.iterations
     assert 0 < (first - last) / first < s.tolerance
+
+
+def test_line_search_rolls_out_the_small_steps_only_when_the_first_ones_do_not_improve(generated_problem):
+    """Known answers: with first_step_sizes 4 a target every rollout beats
+    gets exactly the first four rollouts, and a target none beats gets all
+    of them, identical to rolling out every step size at once."""
+    from mocap_refine.methods.track import _line_search
+    problem, ref = generated_problem
+    s = TrackSettings()
+    w = s.frame_weights(ref.frame_dt)
+    W = 6
+    rng = np.random.default_rng(0)
+    nu, n = problem.model.nu, 2 * problem.model.nv
+    step = (0.3 * rng.standard_normal((W, nu)), np.zeros((W, nu, n)))
+    x, u = problem.ref_states[:W + 1], np.zeros((W, nu))
+
+    def search(first, target):
+        return _line_search(problem, x[0], x, u, step, s.step_sizes, first, target, 0, w, None, None, None)
+    every = search(0, (2, np.inf))
+    assert every[0].shape[0] == len(s.step_sizes)
+    easy, hard = search(4, (2, np.inf)), search(4, (-1, 0.0))
+    np.testing.assert_array_equal(easy[4], s.step_sizes[:4])
+    for a, b, c in zip(easy, hard, every):
+        np.testing.assert_array_equal(a, c[:4])
+        np.testing.assert_array_equal(b, c)

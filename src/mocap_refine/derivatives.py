@@ -111,13 +111,17 @@ def frame_jacobians(model: mujoco.MjModel, states: np.ndarray, actions: np.ndarr
 
 
 def chained_frame_jacobians(model: mujoco.MjModel, states: np.ndarray, actions: np.ndarray, substeps: int,
-                            pool: DataPool | None = None, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+                            pool: DataPool | None = None, eps: float = 1e-6,
+                            step_stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Frame Jacobians as products of per-step ones (``mjd_transitionFD``).
 
     states (T, nstate) frame-start states, actions (T, nu) -> A (T, 2nv,
     2nv), B (T, 2nv, nu): along each frame's nominal substeps k = 1..S,
     A = A_S ... A_1 and B = sum_k A_S ... A_{k+1} B_k (the action is held
-    over the frame). Frames are shared out over the pool's MjData, one
+    over the frame). step_stride > 1: the per-step Jacobians are taken at
+    steps 1, 1 + stride, ... and held for the steps between (the steps of
+    one frame are 1/physics_hz apart and see the same action, so they
+    change little except where a contact starts or ends). Frames are shared out over the pool's MjData, one
     thread each (MuJoCo releases the GIL). Each frame starts from reset data
     (zero warm start), so the result does not depend on the thread or on
     what ran before; MuJoCo perturbs a control at its limit inward.
@@ -134,8 +138,12 @@ def chained_frame_jacobians(model: mujoco.MjModel, states: np.ndarray, actions: 
             mujoco.mj_setState(model, data, states[t], STATE_SPEC)
             data.ctrl[:] = actions[t]
             Af, Bf = np.eye(n), np.zeros((n, nu))
-            for _ in range(substeps):
-                mujoco.mjd_transitionFD(model, data, eps, False, As, Bs, None, None)
+            taken_at = None
+            for k in range(substeps):
+                contacts = _contact_signature(model, data) if step_stride > 1 else None
+                if k % step_stride == 0 or contacts != taken_at:
+                    mujoco.mjd_transitionFD(model, data, eps, False, As, Bs, None, None)
+                    taken_at = contacts
                 Af, Bf = As @ Af, As @ Bf + Bs
                 mujoco.mj_step(model, data)
             A[t], B[t] = Af, Bf
@@ -146,6 +154,13 @@ def chained_frame_jacobians(model: mujoco.MjModel, states: np.ndarray, actions: 
     else:
         list(_thread_pool(workers).map(frames, range(workers)))
     return A, B
+
+
+def _contact_signature(model: mujoco.MjModel, data: mujoco.MjData) -> bytes:
+    """The geom pairs in contact at the current state (data.contact is of
+    the state before the last step, so collide again)."""
+    mujoco.mj_forward(model, data)
+    return data.contact.geom[:data.ncon].tobytes() + data.efc_state.tobytes()
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}

@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
@@ -85,6 +86,9 @@ class TrackSettings(weight_settings(root_pos=30.0)):
         (1.0, 0.5, 0.25, 0.1, 0.05, 0.025, 0.01, 0.005, 0.0025, 0.001),
         "step sizes of the forward pass, rolled out in one batch (1 to 1e-3, as Tassa's iLQG; the former "
         "default: 1, 0.5, 0.25, 0.1)", exclusive_minimum=0.0, maximum=1.0)
+    first_step_sizes: int = setting(0, "the forward pass rolls out the first this many step_sizes and the rest "
+                                    "only when none of those improves the window (backtracking in two batches); "
+                                    "0: all at once", minimum=0, maximum=100)
     relinearize_tol: float = setting(
         0.0, "a frame's Jacobians are reused until its state (tangent norm, velocities times the frame "
         "duration) or action has moved more than this from where they were taken; 0: every iteration",
@@ -97,6 +101,9 @@ class TrackSettings(weight_settings(root_pos=30.0)):
                              "mjd_transitionFD chained over the frame's substeps, 1.5-1.7 times faster) or "
                              "frame (finite differences of whole frames, the former default)",
                              choices=("transition", "frame"))
+    transition_stride: int = setting(1, "with jacobians transition: mjd_transitionFD is taken every this many "
+                                     "physics steps of a frame and held for the steps between; 1: every step",
+                                     minimum=1, maximum=100)
     jacobian_stride: int = setting(1, "frame Jacobians are taken every this many frames of a window (and at "
                                    "its last) and interpolated between; 1: every frame", minimum=1, maximum=10)
     smooth_contacts: bool = setting(False, "take the frame Jacobians on a copy of the model whose contacts "
@@ -169,9 +176,10 @@ class _JacobianCache:
     taken at; :meth:`get` recomputes only the frames that moved."""
 
     def __init__(self, problem: TrackingProblem, tol: float, eps: float, smooth_contacts: bool = False,
-                 stride: int = 1, jacobians: str = "frame"):
+                 stride: int = 1, jacobians: str = "frame", transition_stride: int = 1):
         self.p, self.tol, self.eps, self.stride = problem, tol, eps, int(stride)
-        self.jacobians = chained_frame_jacobians if jacobians == "transition" else frame_jacobians
+        self.jacobians = (partial(chained_frame_jacobians, step_stride=int(transition_stride))
+                          if jacobians == "transition" else frame_jacobians)
         self.model, self.pool = problem.model, problem.pool
         if smooth_contacts:
             self.model = smooth_contact_model(problem.model)
@@ -416,6 +424,27 @@ def _window_falls(problem, X, t0, near):
     return np.array([fall_flags(problem.model, q[i], problem.ref.qpos[rows], near[rows]).any() for i in range(S)])
 
 
+def _line_search(problem, state0, x, u, step, step_sizes, first, target, t0, w, points, clearance, near):
+    """Forward passes of the backward pass's step (k, K) at the first
+    `first` step sizes, and at the rest only if none of those beats
+    `target` (falls, loss); first 0: all at once. Returns the rollouts'
+    states (S, W+1, nstate), actions (S, W, nu), losses (S,), falls (S,)
+    (diverged rollouts: loss inf, falls 1) and their step sizes (S,)."""
+    sizes = np.asarray(step_sizes, dtype=float)
+    batches = [sizes[:first], sizes[first:]] if 0 < first < sizes.size else [sizes]
+    out = []
+    for alphas in batches:
+        X, U, diverged = forward_pass(problem.model, problem.ref.substeps, problem.pool, state0, x, u, *step, alphas)
+        losses = np.sum(_window_residuals(problem, X, U, t0, w, points, clearance) ** 2, axis=1)
+        losses[diverged >= 0] = np.inf
+        falls = _window_falls(problem, X, t0, near).astype(int)
+        falls[diverged >= 0] = 1
+        out.append((X, U, losses, falls, alphas))
+        if min(zip(falls, losses)) < target:
+            break
+    return tuple(np.concatenate(parts) for parts in zip(*out))
+
+
 def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weights, mu: float, points=None,
                   near=None, iterations=None, clearance=None):
     """iLQR on one window from x_nom[0]. x_nom (W+1, nstate): the nominal
@@ -443,7 +472,6 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
     loss = loss0 = np.inf
     fallen = 2  # worse than any rollout: nothing accepted yet
     its = 0
-    alphas = np.asarray(s.step_sizes, dtype=float)
     for its in range(1, (iterations or s.iterations) + 1):
         A, B = cache.get(t0, x[:-1], u)
         g, H = _cost_derivatives(problem, x, t0, w, points, clearance)
@@ -451,12 +479,10 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
         for _ in range(REGULARIZATION_TRIES):
             step = backward_pass(A, B, g, H, u, w.effort, mu, defects, s.control_limits)
             if step is not None:
-                X, U, diverged = forward_pass(problem.model, problem.ref.substeps, problem.pool, x_nom[0], x, u,
-                                              *step, alphas)
-                losses = np.sum(_window_residuals(problem, X, U, t0, w, points, clearance) ** 2, axis=1)
-                losses[diverged >= 0] = np.inf
-                falls = _window_falls(problem, X, t0, near).astype(int)
-                falls[diverged >= 0] = 1
+                target = (fallen, loss) if np.isfinite(loss) else (fallen_in, loss_in)
+                X, U, losses, falls, alphas = _line_search(problem, x_nom[0], x, u, step, s.step_sizes,
+                                                           s.first_step_sizes, target, t0, w, points, clearance,
+                                                           near)
                 best = min(range(len(losses)), key=lambda i: (falls[i], losses[i]))
                 if not np.isfinite(loss) and (fallen_in, loss_in) <= (falls[best], losses[best]):
                     x, loss, loss0, defects, gain, fallen = roll_in.states[0], loss_in, loss_in, None, 1.0, fallen_in
@@ -494,7 +520,7 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
     horizon, commit = frames_for(s.horizon_s, ref.frame_dt), frames_for(s.commit_s, ref.frame_dt)
     commit = min(commit, horizon)
     cache = _JacobianCache(problem, s.relinearize_tol, s.fd_eps, s.smooth_contacts, s.jacobian_stride,
-                           s.jacobians)
+                           s.jacobians, s.transition_stride)
     points = _Points.build(problem, s.point_weights)
     clearance = Clearance.build(model, ref.qpos, s.w_clearance, s.clearance_height_m)
     near = reference_contact_near(model, ref.qpos) if s.fall_aware else None
