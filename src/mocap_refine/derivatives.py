@@ -119,10 +119,9 @@ def chained_frame_jacobians(model: mujoco.MjModel, states: np.ndarray, actions: 
     2nv), B (T, 2nv, nu): along each frame's nominal substeps k = 1..S,
     A = A_S ... A_1 and B = sum_k A_S ... A_{k+1} B_k (the action is held
     over the frame). step_stride > 1: the per-step Jacobians are taken at
-    steps 1, 1 + stride, ... and held for the steps between (the steps of
-    one frame are 1/physics_hz apart and see the same action, so they
-    change little except where a contact starts or ends). Frames are shared out over the pool's MjData, one
-    thread each (MuJoCo releases the GIL). Each frame starts from reset data
+    steps 1, 1 + stride, ... and wherever the active contacts or their
+    constraint states change, and held for the steps between. Frames are
+    shared out over the pool's MjData, one thread each (MuJoCo releases the GIL). Each frame starts from reset data
     (zero warm start), so the result does not depend on the thread or on
     what ran before; MuJoCo perturbs a control at its limit inward.
     """
@@ -157,8 +156,9 @@ def chained_frame_jacobians(model: mujoco.MjModel, states: np.ndarray, actions: 
 
 
 def _contact_signature(model: mujoco.MjModel, data: mujoco.MjData) -> bytes:
-    """The geom pairs in contact at the current state (data.contact is of
-    the state before the last step, so collide again)."""
+    """The geom pairs in contact and the constraint states at the current
+    state (after mj_step, data.contact is of the state before the step, so
+    run the forward dynamics again; mj_step recomputes it anyway)."""
     mujoco.mj_forward(model, data)
     return data.contact.geom[:data.ncon].tobytes() + data.efc_state.tobytes()
 

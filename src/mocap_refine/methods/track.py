@@ -102,7 +102,8 @@ class TrackSettings(weight_settings(root_pos=30.0)):
                              "frame (finite differences of whole frames, the former default)",
                              choices=("transition", "frame"))
     transition_stride: int = setting(1, "with jacobians transition: mjd_transitionFD is taken every this many "
-                                     "physics steps of a frame and held for the steps between; 1: every step",
+                                     "physics steps of a frame and where the contacts change, held for the "
+                                     "steps between; 1: every step",
                                      minimum=1, maximum=100)
     jacobian_stride: int = setting(1, "frame Jacobians are taken every this many frames of a window (and at "
                                    "its last) and interpolated between; 1: every frame", minimum=1, maximum=10)
