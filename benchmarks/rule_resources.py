@@ -28,8 +28,17 @@ other rules keep their figures), e.g. plot_replays from the .test run
 
     python benchmarks/rule_resources.py .test --only plot_replays --write
 
-The figures in the repository come from a run of every method on walk (30 Hz)
-and dance_a (60 Hz) in a copy of the workflow (/tmp/run):
+The figures in the repository come from the fresh full run of
+docs/results/full_run.md (``snakemake --cores 2 all`` on a clean clone, in
+/tmp/fullrun), with the tracking tables' wall times:
+
+    python benchmarks/rule_resources.py /tmp/fullrun --tracking-table docs/results/tracking_{test,tune,variants}.md \
+        --only import_clip prepare actions evaluate comparison summary plot_clip plot_replays plot_summary animate \
+        --write
+
+and, for the rules and methods the default run does not have (gains, gradient's
+evaluate and animate), from a run of every method on walk (30 Hz) and
+dance_a (60 Hz):
 
     snakemake --cores 2 -k all results/walk/gains/track.h5 results/dance_a/gains/track.h5 \
         --config 'clips=["walk","dance_a"]' 'methods=["baseline","feedback","gradient","mpc","invdyn","track"]'
@@ -99,7 +108,10 @@ def measured_rows(run_dirs: list[Path], patterns: dict[str, re.Pattern]) -> pd.D
 
 
 def tracking_rows(tables: list[Path]) -> pd.DataFrame:
-    """Rows (rule actions) from the markdown tables benchmarks/tracking.py renders."""
+    """Rows (rule actions) from the markdown tables benchmarks/tracking.py
+    renders; only rows of a method's defaults (a label such as
+    track_former ran other settings than any rule does)."""
+    from mocap_refine.methods import METHODS
     rows = []
     for table in tables:
         lines = [ln for ln in table.read_text().splitlines() if ln.startswith("|")]
@@ -113,6 +125,8 @@ def tracking_rows(tables: list[Path]) -> pd.DataFrame:
             if len(cells) != len(header):
                 continue
             row = dict(zip(header, cells))
+            if row["method"] not in METHODS:
+                continue
             rows.append({
                 "rule": "actions", "method": row["method"], "clip": row["clip"],
                 "s": float(row["wall_s"]), "max_rss_mb": math.nan,
@@ -140,7 +154,8 @@ def figures(rows: pd.DataFrame) -> dict:
 
 
 def merged_text(current: str, result: dict, source: str) -> str:
-    """The current file with `result`'s rules replaced or added, and a
+    """The current file with `result`'s figures replaced or added (per rule
+    and method: a method the runs did not measure keeps its figures), and a
     header line naming where those rules' figures come from (after the
     current source lines, replacing an earlier line for the same rules)."""
     lines = [ln for ln in current.splitlines() if ln.startswith("#")]
@@ -148,7 +163,9 @@ def merged_text(current: str, result: dict, source: str) -> str:
     lines = [ln for ln in lines if not ln.startswith(tag)]
     last_source = max(k for k, ln in enumerate(lines) if ln.startswith("#   "))
     lines.insert(last_source + 1, tag + source)
-    merged = {**(yaml.safe_load(current) or {}), **result}
+    merged = yaml.safe_load(current) or {}
+    for rule, methods in result.items():
+        merged[rule] = {**merged.get(rule, {}), **methods}
     return "\n".join(lines) + "\n" + yaml.safe_dump(merged, sort_keys=True)
 
 
@@ -160,7 +177,8 @@ def main(argv=None) -> int:
     ap.add_argument("--write", action="store_true", help=f"write {OUT.relative_to(REPO)}")
     ap.add_argument("--only", nargs="+", metavar="RULE",
                     help=f"take only these rules' figures from the runs; every other rule keeps its "
-                         f"figures of the current {OUT.relative_to(REPO)} (a rule added since they were measured)")
+                         f"figures of the current {OUT.relative_to(REPO)} (a rule added since they were measured), "
+                         f"and so does a method of these rules that the runs did not measure")
     args = ap.parse_args(argv)
 
     rows = measured_rows(args.runs, benchmark_patterns(REPO / "workflow" / "rules"))

@@ -123,11 +123,13 @@ def test_rule_resources_script_reads_benchmark_files(tmp_path):
     figs = yaml.safe_load(proc.stdout)
     assert figs["actions"]["baseline"] == {"s_per_clip_s": 15.0, "max_rss_mb": 200.0, "measured": 2}
 
-    # --only: that rule from the run, every other rule as the current file has it.
+    # --only: that rule from the run, every other rule as the current file
+    # has it, and so do the rule's methods the run did not measure.
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "rule_resources.py"), str(tmp_path),
                            "--only", "actions"], capture_output=True, text=True, check=True)
     merged = yaml.safe_load(proc.stdout)
-    assert merged["actions"] == figs["actions"]
+    assert merged["actions"] == {**FIGURES["actions"], **figs["actions"]}
+    assert merged["actions"]["baseline"] != FIGURES["actions"]["baseline"]
     assert {rule: f for rule, f in merged.items() if rule != "actions"} == {
         rule: f for rule, f in FIGURES.items() if rule != "actions"}
     header = [ln for ln in proc.stdout.splitlines() if ln.startswith("#")]
@@ -154,3 +156,16 @@ def test_profiles_default_is_used_and_slurm_groups_short_rules():
     # Short per-clip jobs are grouped; every method's actions stays a job of its own.
     assert {"prepare", "evaluate", "plot_clip", "plot_replays", "animate", "comparison"} <= grouped
     assert "actions" not in grouped
+
+
+def test_rule_resources_takes_only_default_rows_of_the_tracking_tables(tmp_path):
+    """A labelled row (other settings than any rule runs) is not a method's figure."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from rule_resources import tracking_rows
+
+    table = tmp_path / "t.md"
+    table.write_text("| clip | method | wall_s | frames | frame_dt |\n|---|---|---|---|---|\n"
+                     "| walk | track | 10 | 30 | 0.1 |\n| walk | track_former | 99 | 30 | 0.1 |\n")
+    rows = tracking_rows([table])
+    assert rows["method"].tolist() == ["track"]
+    assert rows["s"].tolist() == [10.0] and rows["clip_s"].tolist() == [3.0]
