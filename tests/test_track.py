@@ -371,6 +371,29 @@ def test_convergence_is_measured_per_unit_step(generated_problem):
     assert 0 < (first - last) / first < s.tolerance
 
 
+def test_min_gain_stops_a_window_whose_iterations_gain_little_whatever_the_step(generated_problem):
+    """Known answer: the window of the test above, with min_gain at that
+    tolerance, stops after its second iteration (the first accepted step
+    has no loss to compare with), with the second iteration's gain below
+    min_gain; min_gain 0 runs all four."""
+    from mocap_refine.methods.track import _JacobianCache, _track_window
+    problem, ref = generated_problem
+    s = TrackSettings(horizon_s=0.2, commit_s=0.1, iterations=4, step_sizes=(1e-3,), tolerance=0.01,
+                      min_gain=0.01)
+    w = s.frame_weights(ref.frame_dt)
+    W = frames_for(s.horizon_s, ref.frame_dt)
+    runs = {}
+    for min_gain in (0.01, 0.0):
+        cache = _JacobianCache(problem, 0.0, s.fd_eps)
+        runs[min_gain] = _track_window(problem, cache, problem.ref_states[:W + 1], 0,
+                                       np.zeros((W, problem.model.nu)), replace(s, min_gain=min_gain), w,
+                                       s.regularization)
+    _, _, first, last, its, _ = runs[0.01]
+    assert its == 2
+    assert 0 < (first - last) / first < 0.01
+    assert runs[0.0][4] == 4
+
+
 def test_line_search_rolls_out_the_small_steps_only_when_the_first_ones_do_not_improve(generated_problem):
     """Known answers: with first_step_sizes 4 a target every rollout beats
     gets exactly the first four rollouts, and a target none beats gets all

@@ -82,6 +82,9 @@ class TrackSettings(weight_settings(root_pos=30.0)):
     tolerance: float = setting(0.001, "a window stops when an iteration lowers its loss by less than this "
                                "fraction per unit step size (the gain divided by the step size it was taken at)",
                                minimum=0.0, maximum=1.0)
+    min_gain: float = setting(0.0, "a window also stops when an iteration lowers its loss by less than this "
+                              "fraction whatever the step size (the next linearisation costs as much as the "
+                              "last, for at most that gain); 0: off", minimum=0.0, maximum=1.0)
     step_sizes: tuple[float, ...] = setting(
         (1.0, 0.5, 0.25, 0.1, 0.05, 0.025, 0.01, 0.005, 0.0025, 0.001),
         "step sizes of the forward pass, rolled out in one batch (1 to 1e-3, as Tassa's iLQG; the former "
@@ -476,7 +479,7 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
     for its in range(1, (iterations or s.iterations) + 1):
         A, B = cache.get(t0, x[:-1], u)
         g, H = _cost_derivatives(problem, x, t0, w, points, clearance)
-        gain = -1.0
+        gain = raw_gain = -1.0
         for _ in range(REGULARIZATION_TRIES):
             step = backward_pass(A, B, g, H, u, w.effort, mu, defects, s.control_limits)
             if step is not None:
@@ -486,21 +489,23 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
                                                            near)
                 best = min(range(len(losses)), key=lambda i: (falls[i], losses[i]))
                 if not np.isfinite(loss) and (fallen_in, loss_in) <= (falls[best], losses[best]):
-                    x, loss, loss0, defects, gain, fallen = roll_in.states[0], loss_in, loss_in, None, 1.0, fallen_in
+                    x, loss, loss0, defects, fallen = roll_in.states[0], loss_in, loss_in, None, fallen_in
+                    gain = raw_gain = 1.0
                     break
                 if (falls[best], losses[best]) < (fallen, loss):
                     # Gain per unit step: a small gain at a small step
                     # means the model holds only close by, not that the
                     # window has converged.
-                    gain = ((loss - losses[best]) / loss / alphas[best]
-                            if np.isfinite(loss) and falls[best] == fallen else 1.0)
+                    same = np.isfinite(loss) and falls[best] == fallen
+                    raw_gain = (loss - losses[best]) / loss if same else 1.0
+                    gain = raw_gain / alphas[best] if same else 1.0
                     if not np.isfinite(loss0):
                         loss0 = float(losses[best])
                     x, u, loss, defects, fallen = X[best], U[best], float(losses[best]), None, int(falls[best])
                     mu = max(mu / REGULARIZATION_FACTOR, MIN_REGULARIZATION)
                     break
             mu = min(mu * REGULARIZATION_FACTOR ** 2, MAX_REGULARIZATION)
-        if gain < s.tolerance:
+        if gain < s.tolerance or raw_gain < s.min_gain:
             break
     return u, x, loss0, loss, its, mu
 
