@@ -394,6 +394,25 @@ def test_min_gain_stops_a_window_whose_iterations_gain_little_whatever_the_step(
     assert runs[0.0][4] == 4
 
 
+def test_fall_iterations_go_on_while_the_window_falls(generated_problem, monkeypatch):
+    """Known answers: with a fall rule that flags every rollout, a window
+    that tolerance 1 stops after its second iteration goes on to
+    fall_iterations (5); with a rule that flags none it stops after two
+    whatever fall_iterations says."""
+    from mocap_refine.methods import track as tr
+    problem, ref = generated_problem
+    s = TrackSettings(horizon_s=0.2, commit_s=0.1, iterations=2, tolerance=1.0, fall_iterations=5)
+    w = s.frame_weights(ref.frame_dt)
+    W = frames_for(s.horizon_s, ref.frame_dt)
+    its = {}
+    for flagged in (True, False):
+        monkeypatch.setattr(tr, "_window_falls", lambda problem, X, t0, near, f=flagged: np.full(X.shape[0], f))
+        cache = tr._JacobianCache(problem, 0.0, s.fd_eps)
+        its[flagged] = tr._track_window(problem, cache, problem.ref_states[:W + 1], 0,
+                                        np.zeros((W, problem.model.nu)), s, w, s.regularization)[4]
+    assert its == {True: 5, False: 2}
+
+
 def test_line_search_rolls_out_the_small_steps_only_when_the_first_ones_do_not_improve(generated_problem):
     """Known answers: with first_step_sizes 4 a target every rollout beats
     gets exactly the first four rollouts, and a target none beats gets all

@@ -85,6 +85,9 @@ class TrackSettings(weight_settings(root_pos=30.0)):
     min_gain: float = setting(0.0, "a window also stops when an iteration lowers its loss by less than this "
                               "fraction whatever the step size (the next linearisation costs as much as the "
                               "last, for at most that gain); 0: off", minimum=0.0, maximum=1.0)
+    fall_iterations: int = setting(0, "a window whose best rollout the fall rule still flags goes on up to this "
+                                   "many iterations (tolerance and min_gain do not stop it; an iteration with "
+                                   "no better rollout does); 0: no more than iterations", minimum=0, maximum=200)
     step_sizes: tuple[float, ...] = setting(
         (1.0, 0.5, 0.25, 0.1, 0.05, 0.025, 0.01, 0.005, 0.0025, 0.001),
         "step sizes of the forward pass, rolled out in one batch (1 to 1e-3, as Tassa's iLQG; the former "
@@ -476,7 +479,8 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
     loss = loss0 = np.inf
     fallen = 2  # worse than any rollout: nothing accepted yet
     its = 0
-    for its in range(1, (iterations or s.iterations) + 1):
+    budget = iterations or s.iterations
+    for its in range(1, max(budget, s.fall_iterations) + 1):
         A, B = cache.get(t0, x[:-1], u)
         g, H = _cost_derivatives(problem, x, t0, w, points, clearance)
         gain = raw_gain = -1.0
@@ -505,7 +509,11 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
                     mu = max(mu / REGULARIZATION_FACTOR, MIN_REGULARIZATION)
                     break
             mu = min(mu * REGULARIZATION_FACTOR ** 2, MAX_REGULARIZATION)
-        if gain < s.tolerance or raw_gain < s.min_gain:
+        if gain < 0:
+            break  # no rollout beat the nominal, even more regularised
+        if fallen and its < s.fall_iterations:
+            continue
+        if its >= budget or gain < s.tolerance or raw_gain < s.min_gain:
             break
     return u, x, loss0, loss, its, mu
 
