@@ -419,16 +419,22 @@ def _cost_derivatives(problem, x, t0, w, points=None, clearance=None):
     return g, H
 
 
+def _window_flags(problem, x, t0, near):
+    """(W+1, nstate) states of a window from frame t0 -> (W,) bool: the fall
+    rule's verdict on frames t0+1..t0+W (near: :func:`reference_contact_near`)."""
+    W = x.shape[0] - 1
+    _, q, _ = split_state(problem.model, x[1:])
+    rows = slice(t0 + 1, t0 + W + 1)
+    return fall_flags(problem.model, q, problem.ref.qpos[rows], near[rows])
+
+
 def _window_falls(problem, X, t0, near):
     """(S, W+1, nstate) window rollouts from frame t0 -> (S,) bool: the fall
     rule flags one of frames t0+1..t0+W; near: :func:`reference_contact_near`
     of the whole reference, or None (then no rollout falls)."""
-    S, W = X.shape[0], X.shape[1] - 1
     if near is None:
-        return np.zeros(S, bool)
-    _, q, _ = split_state(problem.model, X[:, 1:])
-    rows = slice(t0 + 1, t0 + W + 1)
-    return np.array([fall_flags(problem.model, q[i], problem.ref.qpos[rows], near[rows]).any() for i in range(S)])
+        return np.zeros(X.shape[0], bool)
+    return np.array([_window_flags(problem, x, t0, near).any() for x in X])
 
 
 def _line_search(problem, state0, x, u, step, step_sizes, first, target, t0, w, points, clearance, near):
@@ -537,7 +543,8 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
                            s.jacobians, s.transition_stride)
     points = _Points.build(problem, s.point_weights)
     clearance = Clearance.build(model, ref.qpos, s.w_clearance, s.clearance_height_m)
-    near = reference_contact_near(model, ref.qpos) if s.fall_aware else None
+    near_ref = reference_contact_near(model, ref.qpos)
+    near = near_ref if s.fall_aware else None
     actions = init.copy()
     plan = problem.ref_states.copy()  # nominal states: rollouts so far, the reference beyond
     history = []
@@ -557,14 +564,19 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
             x = problem.rollout(u[None], plan[t0]).states[0]
         actions[t0:t0 + W] = u
         plan[t0:t0 + W + 1] = x
+        # First frame of the window's plan the fall rule flags (-1: none).
+        flags = _window_flags(problem, x, t0, near_ref)
+        plan_falls = int(t0 + 1 + np.argmax(flags)) if flags.any() else -1
         step = commit  # windows shrink at the end of the clip; every frame is planned the same way
         elapsed = time.perf_counter() - t_start
         history.append({"iteration": len(history), "window_start": t0, "window_loss_start": before,
                         "loss": after, "window_iterations": its, "window_regularization": mu,
+                        "window_plan_fall_frame": plan_falls,
                         "jacobian_frames": cache.computed, "seconds": elapsed})
         done = min(t0 + step, T)
         log.info("track: frames %d/%d, window loss %.4g -> %.4g in %d iterations (regularisation %.3g at the "
-                 "end), %.1f s elapsed, about %.0f s left", done, T, before, after, its, mu, elapsed,
+                 "end)%s, %.1f s elapsed, about %.0f s left", done, T, before, after, its, mu,
+                 f", its plan falls at frame {plan_falls}" if plan_falls >= 0 else "", elapsed,
                  elapsed * (T - done) / done)
         t0 += step
     final = _replay(problem, actions, w)
