@@ -133,6 +133,8 @@ def test_window_falls_flags_the_rollouts_the_fall_rule_flags(generated_problem, 
     X = np.stack([problem.ref_states[t0:t0 + W + 1]] * 2)
     X[1, 4:, 1 + 2] -= 0.3  # state = (time, qpos, qvel): qpos[2] is the root height
     assert _window_falls(problem, X, t0, near).tolist() == [False, True]
+    from mocap_refine.methods.track import _window_flags
+    assert _window_flags(problem, X[1], t0, near).tolist() == [False] * 3 + [True] * (W - 3)
     assert _window_falls(problem, X, t0, None).tolist() == [False, False]
 
 
@@ -156,6 +158,13 @@ def test_tracks_a_trajectory_the_simulator_made(generated_problem, gen, gen_mode
     loss = tracking_loss(gen_model, q, v, ref.qpos, ref.qvel, out.actions, s.frame_weights(ref.frame_dt))
     assert out.history[-1]["loss"] == pytest.approx(float(loss), rel=1e-12)
     assert np.all(np.abs(out.actions) <= 1.0)
+    # Each window names the first frame its plan falls at, inside it; the
+    # last window's plan is the end of this replay, which does not fall.
+    H = out.info["horizon_frames"]
+    rows = [h for h in out.history if "window_start" in h]
+    assert all(h["window_plan_fall_frame"] == -1
+               or h["window_start"] < h["window_plan_fall_frame"] <= h["window_start"] + H for h in rows)
+    assert rows[-1]["window_plan_fall_frame"] == -1
 
 
 def test_deterministic_and_thread_independent(gen, gen_model):

@@ -425,7 +425,7 @@ def _window_flags(problem, x, t0, near):
     W = x.shape[0] - 1
     _, q, _ = split_state(problem.model, x[1:])
     rows = slice(t0 + 1, t0 + W + 1)
-    return fall_flags(problem.model, q, problem.ref.qpos[rows], near[rows])
+    return fall_flags(problem.model, q, problem.ref.qpos[rows], near[rows]).any(axis=1)
 
 
 def _window_falls(problem, X, t0, near):
