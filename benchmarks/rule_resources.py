@@ -157,10 +157,17 @@ def merged_text(current: str, result: dict, source: str) -> str:
     """The current file with `result`'s figures replaced or added (per rule
     and method: a method the runs did not measure keeps its figures), and a
     header line naming where those rules' figures come from (after the
-    current source lines, replacing an earlier line for the same rules)."""
+    current source lines, replacing earlier lines whose rules it covers)."""
     lines = [ln for ln in current.splitlines() if ln.startswith("#")]
     tag = f"#   rules {', '.join(sorted(result))}: "
-    lines = [ln for ln in lines if not ln.startswith(tag)]
+
+    def superseded(line: str) -> bool:
+        # An earlier "rules ...:" source line whose rules all come from these runs now.
+        if not line.startswith("#   rules ") or ": " not in line:
+            return False
+        return set(line[len("#   rules "):line.index(": ")].split(", ")) <= set(result)
+
+    lines = [ln for ln in lines if not superseded(ln)]
     last_source = max(k for k, ln in enumerate(lines) if ln.startswith("#   "))
     lines.insert(last_source + 1, tag + source)
     merged = yaml.safe_load(current) or {}

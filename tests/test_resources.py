@@ -169,3 +169,19 @@ def test_rule_resources_takes_only_default_rows_of_the_tracking_tables(tmp_path)
     rows = tracking_rows([table])
     assert rows["method"].tolist() == ["track"]
     assert rows["s"].tolist() == [10.0] and rows["clip_s"].tolist() == [3.0]
+
+
+def test_rule_resources_drops_a_source_line_the_new_runs_cover():
+    """An earlier 'rules X:' header line goes when the new runs measure every
+    rule it names, and stays when they measure only some."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from rule_resources import merged_text
+
+    current = ("# Generated\n#   runs A\n#   rules plot_replays: run B\n"
+               "actions:\n  track:\n    s_per_clip_s: 1.0\nplot_replays:\n  '*':\n    s_per_clip_s: 2.0\n")
+    fig = {"'*'": {"s_per_clip_s": 3.0}}
+    covered = merged_text(current, {"plot_replays": fig, "actions": fig}, "run C")
+    assert "#   rules plot_replays: run B" not in covered
+    assert "#   rules actions, plot_replays: run C" in covered
+    partial = merged_text(current, {"actions": fig}, "run C")
+    assert "#   rules plot_replays: run B" in partial and "#   rules actions: run C" in partial
