@@ -766,7 +766,14 @@ def _start_stalled_job(base, out: Path, started: Path) -> subprocess.Popen:
     """)
     return subprocess.Popen([PY, "-c", code, "actions", str(base["ref"]), "feedback", str(out),
                              "--params", FEEDBACK], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=_env())
+                            text=True, env=_env(), preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    """In the job's process before it starts: SIGINT as a terminal's Ctrl-C
+    delivers it. A test run in a background shell job inherits SIGINT
+    ignored, and Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _fault(case: str, ok: bool, message: str = "") -> None:
