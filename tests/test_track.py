@@ -167,6 +167,30 @@ def test_tracks_a_trajectory_the_simulator_made(generated_problem, gen, gen_mode
     assert rows[-1]["window_plan_fall_frame"] == -1
 
 
+def test_first_ramp_grows_the_first_window_by_commit_then_recedes(gen, gen_model):
+    """Known answers: with first_ramp the windows at frame 0 have commit,
+    2 commit, ... frames below the horizon, only the shortest gets
+    first_iterations, and the last of them commits: the windows then move
+    on by commit with the whole horizon; without it the first window is the
+    whole horizon. What is returned still replays as reported."""
+    ref = Reference(gen.qpos[:16], gen.qvel[:16], gen.frame_dt, gen.physics_dt, gen.substeps)
+    problem = TrackingProblem.build(gen_model, ref)
+    s = TrackSettings(horizon_s=4 * ref.frame_dt, commit_s=ref.frame_dt, iterations=1, first_iterations=3,
+                      tolerance=0.0, first_ramp=True)
+    out = track(problem, s)
+    rows = [h for h in out.history if "window_start" in h]
+    assert [(h["window_start"], h["window_frames"]) for h in rows[:6]] == [(0, 1), (0, 2), (0, 3), (1, 4), (2, 4),
+                                                                            (3, 4)]
+    assert rows[0]["window_iterations"] == 3 and {h["window_iterations"] for h in rows[1:]} == {1}
+    assert [h["window_start"] for h in rows][-1] == 14 and len(rows) == 3 + 14
+    _, q, v = split_state(gen_model, problem.rollout(out.actions).states[0])
+    loss = tracking_loss(gen_model, q, v, ref.qpos, ref.qvel, out.actions, s.frame_weights(ref.frame_dt))
+    assert out.history[-1]["loss"] == pytest.approx(float(loss), rel=1e-12)
+    plain = track(problem, replace(s, first_ramp=False))
+    first = next(h for h in plain.history if "window_start" in h)
+    assert (first["window_start"], first["window_frames"], first["window_iterations"]) == (0, 4, 3)
+
+
 def test_deterministic_and_thread_independent(gen, gen_model):
     ref = Reference(gen.qpos[:13], gen.qvel[:13], gen.frame_dt, gen.physics_dt, gen.substeps)
     s = TrackSettings(horizon_s=0.2, commit_s=0.1, iterations=2)

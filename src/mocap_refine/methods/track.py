@@ -79,6 +79,11 @@ class TrackSettings(weight_settings(root_pos=30.0)):
     first_iterations: int = setting(30, "iLQR iterations of the first window at most (it starts cold: the "
                                     "later windows inherit most of their frames from the one before)",
                                     minimum=1, maximum=200)
+    first_ramp: bool = setting(False, "the windows at frame 0 grow, commit_s, 2 commit_s, ... below "
+                               "horizon_s, each from the last one's plan, and the last commits (continuation: "
+                               "a short cold window is well conditioned and each longer one inherits most of "
+                               "its frames); the shortest gets first_iterations, the others iterations; "
+                               "false: one cold window of horizon_s")
     tolerance: float = setting(0.001, "a window stops when an iteration lowers its loss by less than this "
                                "fraction per unit step size (the gain divided by the step size it was taken at)",
                                minimum=0.0, maximum=1.0)
@@ -549,13 +554,16 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
     plan = problem.ref_states.copy()  # nominal states: rollouts so far, the reference beyond
     history = []
     t0, mu = 0, s.regularization
+    # Horizons of the windows at frame 0 before the last (first_ramp: growing by commit).
+    ramp = [h for h in range(commit, horizon, commit) if h < T] if s.first_ramp else []
     while t0 < T:
-        W = min(horizon, T - t0)
+        W = min(ramp.pop(0) if ramp else horizon, T - t0)
         if not s.carry_regularization:
             mu = s.regularization
+        cold = t0 == 0 and (not s.first_ramp or W == min(commit, T))
         u, x, before, after, its, mu = _track_window(problem, cache, plan[t0:t0 + W + 1], t0,
                                                       actions[t0:t0 + W], s, w, mu, points, near,
-                                                      s.first_iterations if t0 == 0 else s.iterations, clearance)
+                                                      s.first_iterations if cold else s.iterations, clearance)
         if not np.isfinite(after):
             # Every closed-loop rollout diverged: keep the incoming actions
             # for this window (their open-loop rollout) and move on.
@@ -567,9 +575,10 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
         # First frame of the window's plan the fall rule flags (-1: none).
         flags = _window_flags(problem, x, t0, near_ref)
         plan_falls = int(t0 + 1 + np.argmax(flags)) if flags.any() else -1
-        step = commit  # windows shrink at the end of the clip; every frame is planned the same way
+        step = 0 if ramp else commit  # windows shrink at the end of the clip; every frame is planned the same way
         elapsed = time.perf_counter() - t_start
-        history.append({"iteration": len(history), "window_start": t0, "window_loss_start": before,
+        history.append({"iteration": len(history), "window_start": t0, "window_frames": W,
+                        "window_loss_start": before,
                         "loss": after, "window_iterations": its, "window_regularization": mu,
                         "window_plan_fall_frame": plan_falls,
                         "jacobian_frames": cache.computed, "seconds": elapsed})
@@ -577,7 +586,7 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
         log.info("track: frames %d/%d, window loss %.4g -> %.4g in %d iterations (regularisation %.3g at the "
                  "end)%s, %.1f s elapsed, about %.0f s left", done, T, before, after, its, mu,
                  f", its plan falls at frame {plan_falls}" if plan_falls >= 0 else "", elapsed,
-                 elapsed * (T - done) / done)
+                 elapsed * (T - done) / max(done, 1))
         t0 += step
     final = _replay(problem, actions, w)
     start = _replay(problem, init, w)
