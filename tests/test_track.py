@@ -240,6 +240,24 @@ def test_jacobian_stride_interpolates_between_the_frames_it_takes(generated_prob
     np.testing.assert_allclose(A[5], 1 / 3 * A0[1] + 2 / 3 * A0[2], atol=1e-12)
 
 
+def test_stride_after_commit_takes_the_committed_frames_exactly(generated_problem):
+    """With jacobian_stride 3 and the first 2 frames exact, a 9-frame
+    window takes Jacobians at frames 0, 1, 2, 5 and 8; frame 3 is 2/3 of
+    frame 2's plus 1/3 of frame 5's."""
+    from mocap_refine.derivatives import frame_jacobians
+    from mocap_refine.methods.track import _JacobianCache
+    problem, ref = generated_problem
+    states, actions = problem.ref_states[:9], inverse_dynamics_actions(problem)[:9]
+    cache = _JacobianCache(problem, 0.0, 1e-6, stride=3, exact_frames=2)
+    A, B = cache.get(0, states, actions)
+    assert cache.computed == 5
+    taken = [0, 1, 2, 5, 8]
+    A0, B0 = frame_jacobians(problem.model, states[taken], actions[taken], ref.substeps, problem.pool)
+    np.testing.assert_allclose(A[taken], A0, atol=1e-12)
+    np.testing.assert_allclose(B[3], 2 / 3 * B0[2] + 1 / 3 * B0[3], atol=1e-12)
+    np.testing.assert_allclose(A[7], 1 / 3 * A0[3] + 2 / 3 * A0[4], atol=1e-12)
+
+
 def test_body_point_cost_changes_the_plan_and_stays_exact(gen, gen_model):
     """With body-point weights the windows minimise a different loss (other
     actions), and what the method returns still replays as it reports."""

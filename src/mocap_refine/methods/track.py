@@ -118,6 +118,10 @@ class TrackSettings(weight_settings(root_pos=30.0)):
                                      minimum=1, maximum=100)
     jacobian_stride: int = setting(1, "frame Jacobians are taken every this many frames of a window (and at "
                                    "its last) and interpolated between; 1: every frame", minimum=1, maximum=10)
+    stride_after_commit: bool = setting(False, "jacobian_stride spares the window's first commit_s: those "
+                                        "frames, the ones it commits, get Jacobians of their own, the stride "
+                                        "starts after them (later windows plan the rest again); false: the "
+                                        "stride runs from the window's first frame")
     smooth_contacts: bool = setting(False, "take the frame Jacobians on a copy of the model whose contacts "
                                     "start soft (solimp[0] = 0, as MuJoCo MPC's planning model); rollouts "
                                     "stay on the exact model")
@@ -188,8 +192,9 @@ class _JacobianCache:
     taken at; :meth:`get` recomputes only the frames that moved."""
 
     def __init__(self, problem: TrackingProblem, tol: float, eps: float, smooth_contacts: bool = False,
-                 stride: int = 1, jacobians: str = "frame", transition_stride: int = 1):
+                 stride: int = 1, jacobians: str = "frame", transition_stride: int = 1, exact_frames: int = 0):
         self.p, self.tol, self.eps, self.stride = problem, tol, eps, int(stride)
+        self.exact = int(exact_frames)
         self.jacobians = (partial(chained_frame_jacobians, step_stride=int(transition_stride))
                           if jacobians == "transition" else frame_jacobians)
         self.model, self.pool = problem.model, problem.pool
@@ -217,10 +222,12 @@ class _JacobianCache:
             stale[np.nonzero(fresh)[0][moved]] = True
         idx = np.nonzero(stale)[0]
         if idx.size and self.stride > 1:
-            # Every stride-th frame and the last; the frames between get
+            # Every stride-th frame and the last (after the first `exact`
+            # frames, which all get their own); the frames between get
             # Jacobians interpolated linearly in time (MuJoCo MPC's
             # derivative skipping).
-            anchors = np.union1d(np.arange(0, W, self.stride), [W - 1])
+            exact = min(self.exact, W)
+            anchors = np.union1d(np.arange(exact), np.union1d(np.arange(exact, W, self.stride), [W - 1]))
             A, B = self.jacobians(self.model, states[anchors], actions[anchors], self.p.ref.substeps, self.pool,
                                   self.eps)
             self.computed += anchors.size
@@ -545,7 +552,7 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
     horizon, commit = frames_for(s.horizon_s, ref.frame_dt), frames_for(s.commit_s, ref.frame_dt)
     commit = min(commit, horizon)
     cache = _JacobianCache(problem, s.relinearize_tol, s.fd_eps, s.smooth_contacts, s.jacobian_stride,
-                           s.jacobians, s.transition_stride)
+                           s.jacobians, s.transition_stride, commit if s.stride_after_commit else 0)
     points = _Points.build(problem, s.point_weights)
     clearance = Clearance.build(model, ref.qpos, s.w_clearance, s.clearance_height_m)
     near_ref = reference_contact_near(model, ref.qpos)
