@@ -40,14 +40,17 @@ TUNE = ("walk", "jump", "dance_b", "kick", "roll", "getup_faceup", "crawl", "spi
 TEST = tuple(c for c in DEEPMIMIC_CLIPS if c not in TUNE)
 RESAMPLED = ("walk", "run", "jump", "dance_a")
 RATES_HZ = (15, 24, 60, 120)
+# Rates no variant has: --set tune_more, more runs to choose settings on.
+TUNE_MORE_HZ = (20, 40)
 COLUMNS = ["clip", "split", "method", "err50_rad", "root_drift50_m", "root_rot_err50_deg", "fall_frame",
            "fall_reason", "cost_replays", "wall_s", "frames", "frame_dt"]
 
 
 def clip_files(which: str, work: Path) -> dict[str, tuple[Path, str]]:
-    """name -> (clip file, split) for a set: tune, test, library, variants or
+    """name -> (clip file, split) for a set: tune, test, library, variants,
     tune_rates (the tune clips that are not in the variants' resampling,
-    resampled at 15 and 24 Hz: low frame rates to choose settings on)."""
+    resampled at 15 and 24 Hz: low frame rates to choose settings on) or
+    tune_more (every tune clip at TUNE_MORE_HZ, rates no variant has)."""
     import pybullet_data
     lib = Path(pybullet_data.getDataPath()) / "data" / "motions"
     if which in ("tune", "test", "library"):
@@ -56,6 +59,9 @@ def clip_files(which: str, work: Path) -> dict[str, tuple[Path, str]]:
     out = work / "variants"
     if which == "tune_rates":
         names = write_variants(out, [c for c in TUNE if c not in RESAMPLED], rates=(15, 24), mirror=False)
+        return {n: (out / f"{n}.txt", "tune") for n in names}
+    if which == "tune_more":
+        names = write_variants(out, list(TUNE), rates=TUNE_MORE_HZ, mirror=False)
         return {n: (out / f"{n}.txt", "tune") for n in names}
     names = write_variants(out, list(DEEPMIMIC_CLIPS), rates=(), mirror=True)
     names += write_variants(out, list(RESAMPLED), rates=RATES_HZ, mirror=False)
@@ -82,7 +88,7 @@ def run_one(clip_path: Path, name: str, method: str, config: dict, work: Path, t
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--methods", nargs="+", default=["track"])
-    ap.add_argument("--set", default="test", choices=["tune", "test", "library", "variants", "tune_rates"])
+    ap.add_argument("--set", default="test", choices=["tune", "test", "library", "variants", "tune_rates", "tune_more"])
     ap.add_argument("--clips", nargs="+", help="only these names of the set")
     ap.add_argument("--params", default="{}", help='config overrides as JSON, e.g. {"track": {"horizon_s": 0.4}}')
     ap.add_argument("--threads", type=int, default=2)

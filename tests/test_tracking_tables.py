@@ -43,3 +43,15 @@ def test_table_is_the_render_of_its_kept_csvs(table):
         assert (frame["split"] == table.split("_")[1]).all()
     else:
         assert len(set(frame["clip"])) == 31 and (frame["split"] == "variant").all()
+
+
+def test_tune_more_is_every_tune_clip_at_rates_no_variant_has(tmp_path):
+    """The extra runs to choose settings on are tune clips only, at rates
+    the scored variants do not use, so choosing on them leaks nothing."""
+    mod = _tracking_module()
+    files = mod.clip_files("tune_more", tmp_path)
+    assert set(files) == {f"{c}_{hz}hz" for c in mod.TUNE for hz in mod.TUNE_MORE_HZ}
+    assert {split for _, split in files.values()} == {"tune"}
+    assert not set(mod.TUNE_MORE_HZ) & set(mod.RATES_HZ) and all(p.exists() for p, _ in files.values())
+    variants = mod.clip_files("variants", tmp_path / "v")
+    assert not set(files) & set(variants)
