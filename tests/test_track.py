@@ -445,6 +445,23 @@ def test_min_gain_stops_a_window_whose_iterations_gain_little_whatever_the_step(
     assert runs[0.0][4] == 4
 
 
+def test_min_gain_can_spare_the_cold_first_window(gen, gen_model):
+    """Known answers: with tiny steps every iteration gains less than
+    min_gain, so each window stops after two iterations; with
+    min_gain_first_window false the clip's first window runs its whole
+    first_iterations budget and the later ones still stop after two."""
+    ref = Reference(gen.qpos[:13], gen.qvel[:13], gen.frame_dt, gen.physics_dt, gen.substeps)
+    problem = TrackingProblem.build(gen_model, ref)
+    s = TrackSettings(horizon_s=0.2, commit_s=0.1, iterations=4, first_iterations=5, step_sizes=(1e-3,),
+                      tolerance=0.0, min_gain=0.01)
+    its = {}
+    for first in (True, False):
+        rows = [h for h in track(problem, replace(s, min_gain_first_window=first)).history if "window_start" in h]
+        its[first] = [h["window_iterations"] for h in rows]
+    assert its[True][0] == 2 and its[False][0] == 5
+    assert set(its[True][1:]) == set(its[False][1:]) == {2}
+
+
 def test_fall_iterations_go_on_while_the_window_falls(generated_problem, monkeypatch):
     """Known answers: with a fall rule that flags every rollout, a window
     that tolerance 1 stops after its second iteration goes on to

@@ -90,6 +90,9 @@ class TrackSettings(weight_settings(root_pos=30.0)):
     min_gain: float = setting(0.0, "a window also stops when an iteration lowers its loss by less than this "
                               "fraction whatever the step size (the next linearisation costs as much as the "
                               "last, for at most that gain); 0: off", minimum=0.0, maximum=1.0)
+    min_gain_first_window: bool = setting(True, "min_gain applies to the clip's first window too; false: "
+                                          "that window, which starts cold, stops only by tolerance or "
+                                          "first_iterations")
     fall_iterations: int = setting(0, "a window whose best rollout the fall rule still flags goes on up to this "
                                    "many iterations (tolerance and min_gain do not stop it; an iteration with "
                                    "no better rollout does); 0: no more than iterations", minimum=0, maximum=200)
@@ -471,7 +474,7 @@ def _line_search(problem, state0, x, u, step, step_sizes, first, target, t0, w, 
 
 
 def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weights, mu: float, points=None,
-                  near=None, iterations=None, clearance=None):
+                  near=None, iterations=None, clearance=None, min_gain=None):
     """iLQR on one window from x_nom[0]. x_nom (W+1, nstate): the nominal
     states, the previous window's rollout where it reaches and the reference
     beyond (so the first backward pass sees the defects and the first
@@ -481,6 +484,7 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
     Rollouts are ranked by (falls in the window, loss): one that stays up
     (:func:`_window_falls`) beats any that falls; among those that fall,
     the loss decides (near None: the loss alone).
+    min_gain: the window's min_gain (None: the settings').
     Returns (actions (W, nu), states (W+1, nstate), loss after the first
     accepted step (the incoming nominal is not a rollout, so it has no loss
     of its own), loss after the last, iterations, regularisation to carry on;
@@ -531,7 +535,7 @@ def _track_window(problem, cache, x_nom, t0, actions, s: TrackSettings, w: Weigh
             break  # no rollout beat the nominal, even more regularised
         if fallen and its < s.fall_iterations:
             continue
-        if its >= budget or gain < s.tolerance or raw_gain < s.min_gain:
+        if its >= budget or gain < s.tolerance or raw_gain < (s.min_gain if min_gain is None else min_gain):
             break
     return u, x, loss0, loss, its, mu
 
@@ -570,7 +574,8 @@ def track(problem: TrackingProblem, s: TrackSettings, init_actions=None) -> Meth
         cold = t0 == 0 and (not s.first_ramp or W == min(commit, T))
         u, x, before, after, its, mu = _track_window(problem, cache, plan[t0:t0 + W + 1], t0,
                                                       actions[t0:t0 + W], s, w, mu, points, near,
-                                                      s.first_iterations if cold else s.iterations, clearance)
+                                                      s.first_iterations if cold else s.iterations, clearance,
+                                                      None if s.min_gain_first_window or not cold else 0.0)
         if not np.isfinite(after):
             # Every closed-loop rollout diverged: keep the incoming actions
             # for this window (their open-loop rollout) and move on.
