@@ -54,10 +54,10 @@ class MethodSpec:
         return getattr(importlib.import_module(self.module, __name__), self.settings)
 
 
-# threads: a second thread makes track 1.5 and mpc 1.6 times faster (walk,
-# `python benchmarks/tracking.py --set tune --clips walk --methods track --threads 1`,
-# then 2), less than a second job on the other core does, so both take one and
-# Snakemake runs two jobs at once on two cores.
+# threads: a second thread makes track 1.5 and mpc 1.6 times faster on walk
+# (docs/results/data/threads_walk.csv, whose README gives the command), less
+# than a second job on the other core does, so both take one and Snakemake
+# runs two jobs at once on two cores.
 REGISTRY: dict[str, MethodSpec] = {spec.name: spec for spec in (
     MethodSpec("baseline", ".baseline", "baseline", "BaselineSettings", False, 1, "#7f7f7f",
                "PD actions towards the next reference pose (the reference point)"),
